@@ -1,0 +1,40 @@
+# onionpost: `make test` installs what it needs (system packages, venv) and runs everything.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps test test-unit lint run bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	bash tests/support/system-deps.sh
+
+lint: install
+	$(VENV)/bin/ruff check services tests bench
+
+test: system-deps install lint
+	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit
+
+# Ingest on 127.0.0.1:2525 with local defaults (no tor): mail for anything@local.onion.
+run: install
+	ONIONPOST_DOMAIN=$${ONIONPOST_DOMAIN:-local.onion} \
+	ONIONPOST_MAILDIR=$${ONIONPOST_MAILDIR:-./mail/inbox} \
+	$(VENV)/bin/onionpost ingest
+
+bench: system-deps install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache mail

@@ -1,0 +1,72 @@
+"""The `onionpost` command: one sub-command per service or tool, imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+
+from onionpost import logs
+from onionpost.settings import ConfigError, Settings, load_settings
+
+EX_USAGE, EX_CONFIG = 64, 78
+
+# name -> ("module:function", one line of help). function(argv, settings) -> exit code;
+# each sub-command parses its own arguments (sendmail's flags are not argparse-shaped).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "ingest": ("onionpost.ingest.command:main", "receive mail: the SMTP service"),
+    "guardian": ("onionpost.guardian.command:main", "enforce the mailbox limits (rq worker)"),
+    "notifier": ("onionpost.notifier.command:main", "post alerts to ntfy (rq worker)"),
+    "pause": ("onionpost.guardian.command:pause", "stop accepting mail now"),
+    "resume": ("onionpost.guardian.command:resume", "accept mail again"),
+    "status": ("onionpost.status:main", "tor, ingest, mailbox and queues at a glance"),
+    "address": ("onionpost.onion:address_main", "print our onion address"),
+    "sendmail": ("onionpost.sender.sendmail:main", "send a message (sendmail-compatible)"),
+    "contacts": ("onionpost.sender.contacts:main", "the address book: add, list, remove"),
+    "neomutt-config": ("onionpost.sender.neomutt:main", "print a neomutt configuration"),
+    "fetch": ("onionpost.fetch.client:main", "move mail from the server to this machine"),
+    "fetch-serve": ("onionpost.fetch.serve:main", "server side of fetch (forced command)"),
+    "owner-key": ("onionpost.onion:owner_key_main", "client-authorization keys for the owner"),
+    "tor-connect": ("onionpost.onion:connect_main", "ssh ProxyCommand through tor's SOCKS"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    return "usage: onionpost COMMAND [ARGS]\n\ncommands:\n" + "\n".join(lines)
+
+
+def _resolve(target: str) -> Callable[[list[str], Settings], int]:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+def run(name: str, argv: list[str]) -> int:
+    if name not in COMMANDS:
+        print(f"onionpost: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return EX_USAGE
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"onionpost: configuration error: {error}", file=sys.stderr)
+        return EX_CONFIG
+    logs.configure(settings.log_level)
+    try:
+        return _resolve(COMMANDS[name][0])(argv, settings)
+    except ConfigError as error:
+        print(f"onionpost {name}: configuration error: {error}", file=sys.stderr)
+        return EX_CONFIG
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        sys.exit(0 if argv else EX_USAGE)
+    sys.exit(run(argv[0], argv[1:]))
+
+
+def sendmail_main() -> None:
+    """The `onionpost-sendmail` console script, for `set sendmail=` in neomutt."""
+    sys.exit(run("sendmail", sys.argv[1:]))

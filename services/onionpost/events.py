@@ -1,0 +1,79 @@
+"""Redis names shared by the services, and the publisher that hands ingest events to rq."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+import redis
+from rq import Queue
+
+# Redis keys and rq queues (DESIGN.md: keys start with onionpost:).
+PAUSED_KEY = "onionpost:paused"  # hash {reason, since}; absent = accepting mail
+EVENTS_QUEUE = "events"
+NOTIFY_QUEUE = "notify"
+OUTBOUND_QUEUE = "outbound"
+MESSAGE_STORED_JOB = "onionpost.guardian.jobs.message_stored"
+
+log = logging.getLogger("onionpost.events")
+
+
+def connect(url: str, timeout: float = 2.0) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                health_check_interval=30)
+
+
+class EventPublisher:
+    """Enqueues `message_stored` jobs from a background thread, so that the SMTP session
+    never waits on Redis. While Redis is down events are dropped (the disk is the source
+    of truth and the guardian recounts it) and the outage is logged once, not per message."""
+
+    def __init__(self, url: str, backlog: int = 10_000) -> None:
+        self._url = url
+        self._pending: queue.Queue[dict[str, Any] | None] = queue.Queue(backlog)
+        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
+        self._down = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        try:
+            self._pending.put_nowait(event)
+        except queue.Full:
+            pass  # Redis far behind: the guardian's sweep will see the mail anyway
+
+    def stop(self, timeout: float = 3.0) -> None:
+        self._pending.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        events_queue = Queue(EVENTS_QUEUE, connection=connect(self._url))
+        while True:
+            batch = [self._pending.get()]
+            while not self._pending.empty() and len(batch) < 500:
+                batch.append(self._pending.get_nowait())
+            done = None in batch
+            self._send(events_queue, [event for event in batch if event is not None])
+            if done:
+                return
+
+    def _send(self, events_queue: Queue, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        try:
+            events_queue.enqueue_many([
+                Queue.prepare_data(MESSAGE_STORED_JOB, args=(event,), result_ttl=0,
+                                   failure_ttl=86_400)
+                for event in events])
+        except redis.RedisError as error:
+            if not self._down:
+                log.warning("event=redis_down action=events_dropped error=%s",
+                            type(error).__name__)
+                self._down = True
+            return
+        if self._down:
+            log.info("event=redis_up")
+            self._down = False

@@ -1,0 +1,1 @@
+"""Guard the mailbox: recount, pause past a limit, resume when drained, warn of floods."""

@@ -1,0 +1,17 @@
+"""`onionpost ingest`: run the SMTP service with the configured settings."""
+
+from __future__ import annotations
+
+import argparse
+
+from onionpost.ingest import server
+from onionpost.settings import Settings
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    argparse.ArgumentParser(
+        prog="onionpost ingest",
+        description="Receive mail for our onion domain into the Maildir. "
+                    "Configured through ONIONPOST_* variables (see .env.example).",
+    ).parse_args(argv)
+    return server.run(settings)

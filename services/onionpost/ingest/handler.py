@@ -1,0 +1,188 @@
+"""The aiosmtpd handler: who may send what to us, and durable delivery into the Maildir."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from email.utils import format_datetime
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from onionpost import maildir
+from onionpost.events import EventPublisher
+from onionpost.ingest.ledger import Ledger
+
+log = logging.getLogger("onionpost.ingest")
+
+PAUSED = "421 4.3.2 Mailbox paused, try again later"
+RELAY_DENIED = "550 5.7.1 Relaying denied: only {domain} is served here"
+BAD_MAILBOX = "553 5.1.3 Bad recipient address syntax"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+WRITE_FAILED = "452 4.3.1 Insufficient system storage, try again later"
+INTERNAL_ERROR = "451 4.3.0 Local error in processing, try again later"
+MAX_LOCAL_PART = 64
+
+
+class Admission(Protocol):
+    """What the SMTP protocol object offers the handler (see server.IngestSMTP)."""
+
+    def admit(self, address: str) -> str | None: ...
+    circuit_key: int
+
+
+@dataclass
+class PauseState:
+    """Whether the guardian has paused ingest; kept fresh by a poller."""
+
+    paused: bool = False
+
+
+def valid_local_part(local: str) -> bool:
+    """Any local part is ours, but no control characters, no 8-bit garbage, bounded."""
+    if not local or len(local.encode("utf-8", "surrogateescape")) > MAX_LOCAL_PART:
+        return False
+    if any(ord(char) < 0x20 or ord(char) == 0x7F or 0xDC80 <= ord(char) <= 0xDCFF
+           for char in local):
+        return False
+    return True
+
+
+def header_safe(text: str) -> str:
+    """Text we copy into a header: printable ASCII only, else dropped."""
+    return text if text.isascii() and text.isprintable() else ""
+
+
+class IngestHandler:
+    def __init__(self, domain: str, maildir_path: Path, ledger: Ledger, pause: PauseState,
+                 publisher: EventPublisher | None, max_recipients: int) -> None:
+        self.domain = domain
+        self.maildir = maildir_path
+        self.ledger = ledger
+        self.pause = pause
+        self.publisher = publisher
+        self.max_recipients = max_recipients
+        self.directory_sync = maildir.DirectorySync(maildir_path / "new")
+        self.writes_in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
+                           proxy_data: Any) -> bool:
+        refusal = server.admit(str(proxy_data.src_addr))  # type: ignore[attr-defined]
+        if refusal:
+            await server.push(refusal)
+            return False
+        return True
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        if self.pause.paused:
+            asyncio.get_running_loop().call_soon(server.transport.close)  # type: ignore[union-attr]
+            return PAUSED
+        refusal = self.ledger.take_message(server.circuit_key, now_ms())  # type: ignore[attr-defined]
+        if refusal:
+            return refusal
+        declared = next((int(option[5:]) for option in mail_options
+                         if option.startswith("SIZE=") and option[5:].isdigit()), 0)
+        refusal = self.ledger.has_room(declared)
+        if refusal:
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        local, at, domain = address.rpartition("@")
+        if not at or domain.lower() != self.domain:
+            return RELAY_DENIED.format(domain=self.domain)
+        if not valid_local_part(local):
+            return BAD_MAILBOX
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return TOO_MANY_RECIPIENTS
+        refusal = self.ledger.has_room(0)
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        queue_id = maildir.new_queue_id()
+        header = self.trace_headers(session, envelope, queue_id)
+        size = len(header) + len(content)
+        name = maildir.file_name(queue_id, size)
+        refusal = self.ledger.reserve(size)
+        if refusal:
+            return refusal
+        self._begin_write()
+        try:
+            return await self._store(name, queue_id, size, [header, content], envelope,
+                                     server.circuit_key)  # type: ignore[attr-defined]
+        finally:
+            self._end_write()
+
+    async def _store(self, name: str, queue_id: str, size: int, parts: list[bytes],
+                     envelope: Envelope, circuit_key: int) -> str:
+        try:
+            tmp_path = await asyncio.to_thread(maildir.write_tmp, self.maildir, name, parts)
+        except OSError as error:
+            self.ledger.release(size)
+            log.error("event=write_failed error=%s", error.strerror or type(error).__name__)
+            return WRITE_FAILED
+        try:
+            self.ledger.commit(size, lambda: maildir.publish(self.maildir, tmp_path))
+        except OSError as error:
+            self.ledger.release(size)
+            tmp_path.unlink(missing_ok=True)
+            log.error("event=publish_failed error=%s", error.strerror or type(error).__name__)
+            return WRITE_FAILED
+        try:
+            await self.directory_sync.sync()
+        except OSError as error:
+            # The file is whole in new/ but its name may not be durable: ask for a retry
+            # (a possible duplicate beats a possible loss).
+            log.error("event=dir_fsync_failed error=%s", error.strerror or "")
+            return INTERNAL_ERROR
+        log.info("event=stored id=%s size=%d rcpts=%d", queue_id, size, len(envelope.rcpt_tos))
+        if self.publisher:
+            self.publisher.publish({
+                "file": name, "size": size, "recipients": len(envelope.rcpt_tos),
+                "time": time.time(), "circuit": f"{circuit_key & 0xFFFFFFFF:08x}"})
+        return f"250 2.0.0 OK queued as {queue_id}"
+
+    def trace_headers(self, session: Session, envelope: Envelope, queue_id: str) -> bytes:
+        """Return-Path and Received: our onion, the protocol, an id and a UTC date. Nothing
+        about the sender's host, no IP, no local timezone, no software version."""
+        protocol = "UTF8SMTP" if envelope.smtp_utf8 else "ESMTP"
+        if session.ssl is not None:
+            protocol += "S"
+        date = format_datetime(datetime.now(UTC))
+        sender = header_safe(envelope.mail_from or "")
+        return_path = f"<{sender.strip('<>')}>" if sender else "<>"
+        return (f"Return-Path: {return_path}\r\n"
+                f"Received: by {self.domain} (onionpost) with {protocol} id {queue_id};\r\n"
+                f"\t{date}\r\n").encode("ascii")
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("event=session_error error=%s", type(error).__name__)
+        return INTERNAL_ERROR
+
+    def _begin_write(self) -> None:
+        self.writes_in_flight += 1
+        self.idle.clear()
+
+    def _end_write(self) -> None:
+        self.writes_in_flight -= 1
+        if not self.writes_in_flight:
+            self.idle.set()
+
+
+def now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000

@@ -1,0 +1,233 @@
+"""Running ingest: the SMTP protocol object, its background tasks, worker processes, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import secrets
+import signal
+import socket
+import ssl
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio
+from aiosmtpd.smtp import SMTP
+
+from onionpost import maildir
+from onionpost.events import PAUSED_KEY, EventPublisher
+from onionpost.ingest import tls
+from onionpost.ingest.handler import PAUSED, IngestHandler, PauseState, now_ms
+from onionpost.ingest.ledger import Ledger, Limits, circuit_key
+from onionpost.settings import Settings
+
+log = logging.getLogger("onionpost.ingest")
+
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
+PAUSE_POLL_SECONDS = 0.25
+# aiosmtpd's own replies, given the RFC 3463 enhanced codes our replies carry.
+ENHANCED = {
+    "552 Error: message size exceeds fixed maximum message size":
+        "552 5.3.4 Message size exceeds fixed maximum message size",
+    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed maximum message size",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
+    "500 Command line too long": "500 5.5.2 Command line too long",
+    "503 Error: need MAIL command": "503 5.5.1 Need MAIL command",
+    "503 Error: need RCPT command": "503 5.5.1 Need RCPT command",
+    "503 Error: nested MAIL command": "503 5.5.1 Nested MAIL command",
+}
+
+
+class IngestSMTP(SMTP):
+    """aiosmtpd's SMTP with the admission step it has no hook for: before the greeting
+    (paused? too many sessions? this circuit busy?) and a release when the session ends."""
+
+    def __init__(self, handler: IngestHandler, *, ledger: Ledger, pause: PauseState,
+                 salt: bytes, data_timeout: float, sessions: set[IngestSMTP],
+                 **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.ledger = ledger
+        self.pause = pause
+        self.salt = salt
+        self.data_timeout = data_timeout
+        self.sessions = sessions
+        self.circuit_key = 0
+        self.admitted = False
+
+    def admit(self, address: str) -> str | None:
+        """Count this session against the global and per-circuit limits, or refuse it."""
+        key = circuit_key(address, self.salt)
+        refusal = self.ledger.open_session(key, now_ms())
+        if refusal is None:
+            self.circuit_key, self.admitted = key, True
+        return refusal
+
+    async def _handle_client(self) -> None:
+        self.sessions.add(self)
+        refusal = PAUSED if self.pause.paused else None
+        if refusal is None and self._proxy_timeout is None:
+            peer = self.session.peer if self.session else None
+            refusal = self.admit(str(peer[0]) if peer else "unknown")
+        if refusal:
+            await self.push(refusal)
+            self.transport.close()  # type: ignore[union-attr]
+            return
+        await super()._handle_client()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.sessions.discard(self)
+        if self.admitted:
+            self.admitted = False
+            self.ledger.close_session(self.circuit_key, now_ms())
+        super().connection_lost(error)
+
+    async def push(self, status: Any) -> None:
+        await super().push(ENHANCED.get(status, status) if isinstance(status, str) else status)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._reset_timeout(self.data_timeout)
+        await super().smtp_DATA(arg)
+
+
+class Ingest:
+    """Everything one ingest process runs."""
+
+    def __init__(self, settings: Settings, domain: str, ledger: Ledger, salt: bytes,
+                 tls_context: ssl.SSLContext | None) -> None:
+        self.settings = settings
+        self.domain = domain
+        self.ledger = ledger
+        self.salt = salt
+        self.tls_context = tls_context
+        self.pause = PauseState()
+        self.sessions: set[IngestSMTP] = set()
+        self.publisher = EventPublisher(settings.redis_url)
+        self.handler = IngestHandler(domain, settings.maildir, ledger, self.pause,
+                                     self.publisher, settings.max_recipients)
+
+    def protocol(self) -> IngestSMTP:
+        settings = self.settings
+        return IngestSMTP(
+            self.handler, ledger=self.ledger, pause=self.pause, salt=self.salt,
+            data_timeout=settings.data_timeout, sessions=self.sessions,
+            hostname=self.domain, ident="ESMTP", data_size_limit=settings.max_message_size,
+            enable_SMTPUTF8=True, tls_context=self.tls_context, require_starttls=False,
+            auth_exclude_mechanism=["LOGIN", "PLAIN"],  # no AUTH: anyone may write to us
+            timeout=settings.command_timeout,
+            proxy_protocol_timeout=settings.proxy_timeout if settings.proxy_protocol else None)
+
+    async def serve(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        self.publisher.start()
+        tasks = [loop.create_task(self._poll_pause()), loop.create_task(self._rescan())]
+        server = await loop.create_server(self.protocol, sock=sock)
+        log.info("event=listening pid=%d", os.getpid())
+        await stop.wait()
+        server.close()  # stop accepting; sessions in progress stay for the moment
+        await self.handler.idle.wait()  # writes in flight finish and are answered
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.write(SHUTTING_DOWN.encode() + b"\r\n")
+                session.transport.close()
+        for task in tasks:
+            task.cancel()
+        self.publisher.stop()
+        log.info("event=stopped pid=%d", os.getpid())
+
+    async def _poll_pause(self) -> None:
+        client = redis.asyncio.Redis.from_url(self.settings.redis_url, socket_timeout=1,
+                                              socket_connect_timeout=1)
+        reachable = True
+        while True:
+            try:
+                paused = bool(await client.exists(PAUSED_KEY))
+            except (redis.RedisError, OSError):
+                if reachable:
+                    log.warning("event=redis_down action=keep_pause_state paused=%s",
+                                self.pause.paused)
+                reachable = False
+            else:
+                if paused != self.pause.paused:
+                    log.info("event=%s", "paused" if paused else "resumed")
+                self.pause.paused, reachable = paused, True
+            await asyncio.sleep(PAUSE_POLL_SECONDS)
+
+    async def _rescan(self) -> None:
+        """The owner fetches mail away: bring the stored counters back to the disk's."""
+        while True:
+            await asyncio.sleep(self.settings.quota_rescan_interval)
+            self.ledger.rescan(lambda: maildir.scan(self.settings.maildir))
+
+
+def listening_socket(listen: str, reuse_port: bool) -> socket.socket:
+    host, port = Settings.hostport(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def prepare(settings: Settings) -> tuple[str, ssl.SSLContext | None]:
+    """Start-up work done once, before any worker: domain, Maildir, crash leftovers, TLS."""
+    domain = settings.onion_domain()
+    maildir.ensure(settings.maildir)
+    leftovers = maildir.clean_tmp(settings.maildir)
+    if leftovers:
+        log.warning("event=tmp_cleaned files=%d", leftovers)
+    if settings.tls == "off":
+        return domain, None
+    if settings.tls_cert and settings.tls_key:
+        cert, key = settings.tls_cert, settings.tls_key
+    else:
+        cert, key = tls.ensure_self_signed(Path(settings.maildir).parent / "tls", domain)
+    return domain, tls.server_context(cert, key, settings.tls_min)
+
+
+def run(settings: Settings) -> int:
+    domain, tls_context = prepare(settings)
+    limits = Limits(settings.max_sessions, settings.circuit_max_sessions,
+                    settings.circuit_messages_per_minute, settings.max_messages,
+                    settings.max_bytes)
+    ledger = Ledger.shared(limits)
+    ledger.rescan(lambda: maildir.scan(settings.maildir))
+    salt = secrets.token_bytes(16)
+    sock = listening_socket(settings.ingest_listen, reuse_port=False)
+    log.info("event=start workers=%d tls=%s proxy=%s", settings.ingest_workers,
+             settings.tls, settings.proxy_protocol)
+
+    def work() -> None:
+        asyncio.run(Ingest(settings, domain, ledger, salt, tls_context).serve(sock))
+
+    if settings.ingest_workers == 1:
+        work()
+        return 0
+    return _run_workers(work, settings.ingest_workers)
+
+
+def _run_workers(work: Any, count: int) -> int:
+    """Pre-fork: the children share the listening socket and the ledger's memory."""
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=work, name=f"ingest-{n}") for n in range(count)]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.pid and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
+    return max((worker.exitcode or 0 for worker in workers), default=0)

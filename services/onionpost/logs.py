@@ -1,0 +1,22 @@
+"""Logging: one key=value line per event on stderr, UTC timestamps, no library chatter."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+
+class _UTCFormatter(logging.Formatter):
+    converter = time.gmtime
+
+
+def configure(level: str = "INFO") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_UTCFormatter(
+        "ts=%(asctime)sZ level=%(levelname)s logger=%(name)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # aiosmtpd logs peers and envelope addresses at INFO: keep only its errors.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)

@@ -1,0 +1,138 @@
+"""The Maildir on disk: durable delivery (tmp -> fsync -> new -> dir fsync) and usage scans."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# A fixed host label: the Maildir convention puts the hostname here, we never do.
+HOST_LABEL = "onionpost"
+SUBDIRS = ("tmp", "new", "cur")
+_SIZE_IN_NAME = re.compile(r",S=(\d+)")
+
+
+@dataclass(frozen=True)
+class Usage:
+    messages: int
+    bytes: int
+
+
+def ensure(maildir: Path) -> None:
+    for sub in SUBDIRS:
+        (maildir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def new_queue_id() -> str:
+    return secrets.token_hex(6).upper()
+
+
+def file_name(queue_id: str, size: int) -> str:
+    """Only our clock and a random id: no attacker text, no hostname. ,S= saves a stat."""
+    now = time.time()
+    seconds = int(now)
+    micros = int((now - seconds) * 1_000_000)
+    return f"{seconds}.M{micros}R{queue_id}.{HOST_LABEL},S={size}"
+
+
+def size_of(path: Path) -> int:
+    """Size from the ,S= tag (no stat), falling back to stat for foreign names."""
+    match = _SIZE_IN_NAME.search(path.name)
+    return int(match.group(1)) if match else path.stat().st_size
+
+
+def scan(maildir: Path) -> Usage:
+    """Messages and bytes in new/ and cur/ (what counts against the quota)."""
+    messages = total = 0
+    for sub in ("new", "cur"):
+        try:
+            entries = list(os.scandir(maildir / sub))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            match = _SIZE_IN_NAME.search(entry.name)
+            try:
+                total += int(match.group(1)) if match else entry.stat().st_size
+            except FileNotFoundError:  # fetched away while we looked
+                continue
+            messages += 1
+    return Usage(messages, total)
+
+
+def clean_tmp(maildir: Path) -> int:
+    """Remove leftovers of a crash from tmp/ (only ingest writes there). Returns the count."""
+    removed = 0
+    for entry in os.scandir(maildir / "tmp"):
+        if entry.is_file(follow_symlinks=False):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def write_tmp(maildir: Path, name: str, parts: list[bytes]) -> Path:
+    """Write parts to tmp/name and fsync it. On any error the file is removed."""
+    path = maildir / "tmp" / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb", closefd=True) as handle:
+            for part in parts:
+                handle.write(part)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def publish(maildir: Path, tmp_path: Path) -> Path:
+    """rename(2) tmp/name to new/name: atomic, the message appears whole or not at all."""
+    target = maildir / "new" / tmp_path.name
+    os.rename(tmp_path, target)
+    return target
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DirectorySync:
+    """Group commit: every caller waits for an fsync of the directory that started after
+    its rename; messages that finish together share one fsync."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._waiting: asyncio.Future[None] | None = None
+        self._running = False
+
+    async def sync(self) -> None:
+        if self._waiting is None:
+            self._waiting = asyncio.get_running_loop().create_future()
+        waiter = self._waiting
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._run())
+        await waiter
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting is not None:
+                batch, self._waiting = self._waiting, None
+                try:
+                    await asyncio.to_thread(fsync_dir, self._directory)
+                except OSError as error:
+                    batch.set_exception(error)
+                else:
+                    batch.set_result(None)
+        finally:
+            self._running = False

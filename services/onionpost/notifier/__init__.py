@@ -1,0 +1,1 @@
+"""Notify the owner through a self-hosted ntfy server."""

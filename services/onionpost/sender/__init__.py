@@ -1,0 +1,1 @@
+"""Send mail straight to the recipient's onion server over Tor."""

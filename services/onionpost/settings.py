@@ -1,0 +1,145 @@
+"""All configuration of onionpost: one Settings class read from ONIONPOST_* variables."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6,
+          "G": 10**9, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(value: object) -> int:
+    """'300MB', '10 MiB', '1024' or an int -> bytes (decimal units, as disks are sold)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE_RE.match(str(value))
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _UNITS:
+        raise ValueError(f"not a size: {value!r} (use e.g. 300MB, 10MiB or a byte count)")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+
+
+def _split_hostport(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class Settings(BaseSettings):
+    """Every setting, with its default. `.env.example` documents the same list."""
+
+    model_config = SettingsConfigDict(env_prefix="ONIONPOST_", extra="ignore")
+
+    # --- identity ---------------------------------------------------------------
+    domain: str = Field("", description="our onion domain; empty: read onion_hostname_file")
+    onion_hostname_file: Path = Field(
+        Path("/var/lib/tor/onionpost/hostname"), description="tor's hostname file")
+
+    # --- ingest -----------------------------------------------------------------
+    ingest_listen: str = Field("127.0.0.1:2525", description="host:port ingest binds to")
+    ingest_workers: int = Field(1, ge=1, le=64, description="ingest processes sharing the port")
+    maildir: Path = Field(Path("./mail/inbox"), description="Maildir that receives mail")
+    proxy_protocol: bool = Field(False, description="expect tor's PROXY v1 header")
+    proxy_timeout: float = Field(5.0, gt=0, description="seconds to wait for the PROXY header")
+    max_message_size: ByteSize = Field(10_000_000, description="largest message (SIZE)")
+    max_recipients: int = Field(50, ge=1, description="RCPT per message")
+    max_sessions: int = Field(100, ge=1, description="concurrent SMTP sessions in total")
+    circuit_max_sessions: int = Field(3, ge=1, description="concurrent sessions per circuit")
+    circuit_messages_per_minute: int = Field(10, ge=1, description="messages per circuit/min")
+    command_timeout: float = Field(60.0, gt=0, description="seconds idle between commands")
+    data_timeout: float = Field(300.0, gt=0, description="seconds for the whole DATA phase")
+    max_messages: int = Field(100, ge=1, description="mailbox quota: messages in new/+cur/")
+    max_bytes: ByteSize = Field(300_000_000, description="mailbox quota: bytes in new/+cur/")
+    quota_rescan_interval: float = Field(
+        2.0, gt=0, description="seconds between ingest's rescans of the Maildir")
+    tls: Literal["on", "off"] = Field("on", description="offer STARTTLS (never required)")
+    tls_cert: Path | None = Field(None, description="PEM certificate; empty: self-signed")
+    tls_key: Path | None = Field(None, description="PEM key for tls_cert")
+    tls_min: Literal["1.2", "1.3"] = Field("1.2", description="lowest TLS version offered")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="log level (logs never hold bodies, addresses or IPs)")
+
+    # --- redis / queues ---------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for state + queues")
+
+    # --- guardian ---------------------------------------------------------------
+    resume_percent: int = Field(
+        80, ge=0, le=100, description="auto-resume below this % of each limit; 0: never")
+    sweep_interval: int = Field(10, ge=1, description="seconds between guardian recounts")
+    flood_messages: int = Field(30, ge=1, description="flood warning: this many messages ...")
+    flood_seconds: int = Field(60, ge=1, description="... within this many seconds")
+
+    # --- notifier ---------------------------------------------------------------
+    ntfy_url: str = Field("http://ntfy:80", description="self-hosted ntfy base URL")
+    ntfy_topic: str = Field("onionpost", description="ntfy topic for alerts")
+    ntfy_token: str = Field("", description="ntfy access token (Bearer)")
+    ntfy_user: str = Field("", description="ntfy user (when no token)")
+    ntfy_password: str = Field("", description="ntfy password (when no token)")
+    notify_new_mail: Literal["off", "count", "summary"] = Field(
+        "count", description="new-mail notices: off, count ('3 new') or summary")
+    new_mail_coalesce_seconds: int = Field(
+        30, ge=0, description="new-mail notices: at most one per this many seconds")
+
+    # --- tor --------------------------------------------------------------------
+    tor_control: str = Field("127.0.0.1:9051", description="tor ControlPort host:port")
+    tor_cookie_file: Path | None = Field(None, description="control auth cookie; empty: ask tor")
+    tor_socks: str = Field("127.0.0.1:9050", description="tor SocksPort for sending")
+
+    # --- sending / reading --------------------------------------------------------
+    send_tls: Literal["opportunistic", "off"] = Field(
+        "opportunistic", description="STARTTLS when the receiver offers it")
+    address_book: Path = Field(
+        Path("~/.config/onionpost/contacts"), description="name -> onion address")
+
+    @field_validator("ingest_listen", "tor_control", "tor_socks")
+    @classmethod
+    def _check_hostport(cls, value: str) -> str:
+        _split_hostport(value)
+        return value
+
+    @field_validator("domain")
+    @classmethod
+    def _normalise_domain(cls, value: str) -> str:
+        return value.strip().lower().rstrip(".")
+
+    @staticmethod
+    def hostport(value: str) -> tuple[str, int]:
+        return _split_hostport(value)
+
+    def onion_domain(self) -> str:
+        """Our domain: ONIONPOST_DOMAIN, else the first word of tor's hostname file."""
+        if self.domain:
+            return self.domain
+        try:
+            text = self.onion_hostname_file.read_text().strip()
+        except OSError as error:
+            raise ConfigError(
+                f"ONIONPOST_DOMAIN is empty and {self.onion_hostname_file} is unreadable:"
+                f" {error.strerror}") from None
+        return text.split()[0].lower() if text else ""
+
+
+class ConfigError(Exception):
+    """A configuration problem, said in one line."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "ONIONPOST_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message} (got {first.get('input')!r})") from None

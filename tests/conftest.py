@@ -1,0 +1,48 @@
+"""Fixtures shared by all test suites: a real redis-server and a real ingest process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import IngestProcess, RedisServer
+
+TEST_DOMAIN = "pv4ozjdmhrgbmeexr2uu5jelr5sfdrjwgjqsfgmosmxmkcd4oquexoyd.onion"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A clean database for each test (the server itself is shared by the session)."""
+    import redis
+
+    if redis_server.process is None:
+        redis_server.start()
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def start_ingest(tmp_path: Path, redis_url: str) -> Iterator[Callable[..., IngestProcess]]:
+    """Start `onionpost ingest` processes; every one is stopped after the test."""
+    started: list[IngestProcess] = []
+
+    def start(maildir: Path | None = None, domain: str = TEST_DOMAIN, wait: bool = True,
+              **settings: object) -> IngestProcess:
+        env = {"ONIONPOST_REDIS_URL": redis_url, "ONIONPOST_LOG_LEVEL": "INFO"}
+        env.update({f"ONIONPOST_{key.upper()}": str(value) for key, value in settings.items()})
+        ingest = IngestProcess(maildir or tmp_path / "mail" / "inbox", domain, env)
+        started.append(ingest)
+        return ingest.start(wait=wait)
+
+    yield start
+    for ingest in started:
+        ingest.stop()

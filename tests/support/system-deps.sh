@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and benchmarks use, when missing.
+set -euo pipefail
+
+declare -A PACKAGE_OF=(
+  [redis-server]=redis-server [swaks]=swaks [tor]=tor [tor-gencert]=tor
+  [neomutt]=neomutt [smtp-source]=postfix [postfix]=postfix [sshd]=openssh-server
+  [ssh]=openssh-client [rsync]=rsync [debootstrap]=debootstrap
+)
+declare -A PATH_OF=([sshd]=/usr/sbin/sshd [postfix]=/usr/sbin/postfix)
+
+missing=()
+for tool in "${!PACKAGE_OF[@]}"; do
+  path=${PATH_OF[$tool]:-}
+  if [[ -n $path && -x $path ]] || command -v "$tool" >/dev/null 2>&1; then
+    continue
+  fi
+  missing+=("${PACKAGE_OF[$tool]}")
+done
+
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "installing: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  # postfix asks questions at install time: a local-only answer keeps it quiet.
+  echo "postfix postfix/main_mailer_type select Local only" | $SUDO debconf-set-selections
+  echo "postfix postfix/mailname string localhost" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+exit 0
