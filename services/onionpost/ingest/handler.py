@@ -6,8 +6,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,10 +46,8 @@ def valid_local_part(local: str) -> bool:
     """Any local part is ours, but no control characters, no 8-bit garbage, bounded."""
     if not local or len(local.encode("utf-8", "surrogateescape")) > MAX_LOCAL_PART:
         return False
-    if any(ord(char) < 0x20 or ord(char) == 0x7F or 0xDC80 <= ord(char) <= 0xDCFF
-           for char in local):
-        return False
-    return True
+    return not any(ord(char) < 0x20 or ord(char) == 0x7F or 0xDC80 <= ord(char) <= 0xDCFF
+                   for char in local)
 
 
 def header_safe(text: str) -> str:
