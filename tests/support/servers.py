@@ -61,6 +61,7 @@ class IngestProcess:
                "ONIONPOST_DOMAIN": self.domain, "ONIONPOST_MAILDIR": str(self.maildir),
                "ONIONPOST_INGEST_LISTEN": f"127.0.0.1:{self.port}", **self.env}
         self.log_path = self.maildir.parent / f"ingest-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([sys.executable, "-m", "onionpost", "ingest"],
                                         env=env, stdout=log, stderr=subprocess.STDOUT)

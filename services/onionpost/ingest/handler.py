@@ -77,6 +77,12 @@ class IngestHandler:
             return False
         return True
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        """aiosmtpd advertises AUTH (even with no mechanism) after STARTTLS: we have none."""
+        session.host_name = hostname
+        return [line for line in responses if not line[4:].startswith("AUTH")]
+
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         if self.pause.paused:
