@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6,
           "G": 10**9, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -26,6 +26,17 @@ def parse_size(value: object) -> int:
 
 
 ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
+
+
+def parse_delays(value: object) -> object:
+    """'10,40' or '10 40' -> (10.0, 40.0); '' -> () (one try only)."""
+    if isinstance(value, str):
+        return tuple(float(part) for part in value.replace(",", " ").split())
+    return value
+
+
+RetryDelays = Annotated[tuple[Annotated[float, Field(ge=0)], ...],
+                        NoDecode, BeforeValidator(parse_delays)]
 
 
 
@@ -101,6 +112,10 @@ class Settings(BaseSettings):
         "opportunistic", description="STARTTLS when the receiver offers it")
     address_book: Path = Field(
         Path("~/.config/onionpost/contacts"), description="name -> onion address")
+    send_retry_delays: RetryDelays = Field(
+        (10.0, 40.0), description="seconds between delivery tries (3 tries: 2 delays)")
+    send_timeout: float = Field(
+        60.0, gt=0, description="seconds for the onion connection and each SMTP step")
 
     @field_validator("ingest_listen", "tor_control", "tor_socks")
     @classmethod

@@ -1,0 +1,75 @@
+"""Tor v3 onion addresses (rend-spec-v3 §6): validation and derivation from a public key.
+
+address = base32(pubkey || checksum || version) + ".onion", with
+checksum = SHA3-256(".onion checksum" || pubkey || version)[:2] and version = 3.
+Pure functions only: no sockets, no files.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+SUFFIX = ".onion"
+VERSION = 3
+KEY_LENGTH = 32
+ADDRESS_LENGTH = 56  # base32 of 32 + 2 + 1 bytes
+V2_LENGTH = 16
+_CHECKSUM_PREFIX = b".onion checksum"
+
+
+class InvalidOnion(ValueError):
+    """Why a name is not a valid v3 onion address, in words a user can act on."""
+
+
+def checksum(public_key: bytes, version: int = VERSION) -> bytes:
+    digest = hashlib.sha3_256(_CHECKSUM_PREFIX + public_key + bytes([version])).digest()
+    return digest[:2]
+
+
+def from_public_key(public_key: bytes) -> str:
+    """The `<56 chars>.onion` address of an ed25519 public key (32 raw bytes)."""
+    if len(public_key) != KEY_LENGTH:
+        raise ValueError(f"an ed25519 public key has {KEY_LENGTH} bytes, not {len(public_key)}")
+    raw = public_key + checksum(public_key) + bytes([VERSION])
+    return base64.b32encode(raw).decode("ascii").lower() + SUFFIX
+
+
+def public_key(address: str) -> bytes:
+    """The ed25519 public key inside a v3 address; raises InvalidOnion saying what is wrong."""
+    name = address.strip().lower().rstrip(".")
+    if not name.endswith(SUFFIX):
+        raise InvalidOnion(f"{address!r} is not an .onion address")
+    label = name.removesuffix(SUFFIX)
+    if "." in label:
+        raise InvalidOnion(f"{address!r}: give the onion address itself, without a subdomain")
+    if len(label) == V2_LENGTH:
+        raise InvalidOnion(f"{address!r} is a v2 onion address (16 characters);"
+                           " v2 onion services no longer exist, ask for the v3 address")
+    if len(label) != ADDRESS_LENGTH:
+        raise InvalidOnion(f"{address!r} has {len(label)} characters before .onion,"
+                           f" a v3 onion address has {ADDRESS_LENGTH}")
+    try:
+        raw = base64.b32decode(label.upper())
+    except binascii.Error:
+        raise InvalidOnion(f"{address!r} contains characters outside base32 (a-z, 2-7)") from None
+    key, check, version = raw[:KEY_LENGTH], raw[KEY_LENGTH:-1], raw[-1]
+    if version != VERSION:
+        raise InvalidOnion(f"{address!r} is not a version 3 onion address (version {version})")
+    if check != checksum(key):
+        raise InvalidOnion(f"{address!r} has a wrong checksum: a character is mistyped")
+    return key
+
+
+def problem(address: str) -> str | None:
+    """None for a valid v3 onion address, else the reason it is not one."""
+    try:
+        public_key(address)
+    except InvalidOnion as error:
+        return str(error)
+    return None
+
+
+def is_valid(address: str) -> bool:
+    return problem(address) is None
