@@ -50,7 +50,9 @@ def _split_hostport(value: str) -> tuple[str, int]:
 class Settings(BaseSettings):
     """Every setting, with its default. `.env.example` documents the same list."""
 
-    model_config = SettingsConfigDict(env_prefix="ONIONPOST_", extra="ignore")
+    # env_ignore_empty: `VAR=` (as .env.example writes unset values) means "use the default".
+    model_config = SettingsConfigDict(
+        env_prefix="ONIONPOST_", extra="ignore", env_ignore_empty=True)
 
     # --- identity ---------------------------------------------------------------
     domain: str = Field("", description="our onion domain; empty: read onion_hostname_file")
