@@ -1,0 +1,186 @@
+"""The owner's local Maildir: durable delivery of fetched messages and the fetch record.
+
+A fetched message keeps the server's file name (new/<unique>, or cur/<unique>:2,<flags>),
+so a message that is here already is recognised by its unique name, wherever the mail
+reader has moved it between new/ and cur/ since.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from onionpost.fetch.protocol import Entry, check_name, unique_of
+from onionpost.maildir import fsync_dir
+
+LOCK_NAME = ".onionpost-fetch.lock"
+RECORD_NAME = ".onionpost-fetched"
+TMP_SUFFIX = ".onionpost-fetch"
+
+
+class BusyError(Exception):
+    """Another fetch into the same Maildir is running."""
+
+
+class MismatchError(Exception):
+    """What arrived is not what the server said it sent."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    size: int
+    digest: str
+
+
+def sha256_file(path: Path) -> Fingerprint:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 16):
+            digest.update(chunk)
+    return Fingerprint(path.stat().st_size, digest.hexdigest())
+
+
+class LocalMaildir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock_fd: int | None = None
+        self._dirty: set[str] = set()
+
+    def exists(self) -> bool:
+        return all((self.root / sub).is_dir() for sub in ("new", "cur", "tmp"))
+
+    def create(self) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def lock(self) -> None:
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BusyError(f"another fetch into {self.root} is running") from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def remove_leftovers(self) -> int:
+        """Our own half-written files from a run that was killed (only ours: tmp/ is shared)."""
+        removed = 0
+        for path in (self.root / "tmp").glob(f"*{TMP_SUFFIX}"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def present(self) -> dict[str, Path]:
+        """unique name -> file, for every message in new/ and cur/."""
+        found: dict[str, Path] = {}
+        for sub in ("new", "cur"):
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.root / sub) as scan:
+                for item in scan:
+                    if not item.name.startswith("."):
+                        found[item.name.partition(":")[0]] = Path(item.path)
+        return found
+
+    def start(self, entry: Entry) -> Delivery:
+        check_name(entry.name)  # the name decides the path: checked here too, whoever called
+        return Delivery(self, entry)
+
+    def published(self, entry: Entry) -> None:
+        self._dirty.add(entry.name.partition("/")[0])
+
+    def sync(self) -> None:
+        """Make every rename since the last sync durable (one fsync per directory)."""
+        for sub in sorted(self._dirty):
+            fsync_dir(self.root / sub)
+        self._dirty.clear()
+
+
+class Delivery:
+    """One message on its way: tmp/ -> write -> fsync -> verify -> rename into new/ or cur/."""
+
+    def __init__(self, maildir: LocalMaildir, entry: Entry) -> None:
+        self._maildir = maildir
+        self.entry = entry
+        self._tmp = maildir.root / "tmp" / (entry.unique + TMP_SUFFIX)
+        self._target = maildir.root / entry.name
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o600)
+        self._file = os.fdopen(fd, "wb", buffering=1 << 16)
+        self._digest = hashlib.sha256()
+        self._size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._digest.update(chunk)
+        self._size += len(chunk)
+        self._file.write(chunk)
+
+    def finish(self, claimed_digest: str) -> Fingerprint:
+        """Verify against the server's size and hash, make the file durable and publish it."""
+        got = Fingerprint(self._size, self._digest.hexdigest())
+        if got != Fingerprint(self.entry.size, claimed_digest):
+            self.abort()
+            raise MismatchError(f"{self.entry.name}: received {got.size} bytes with sha256 "
+                           f"{got.digest[:12]}…, the server announced {self.entry.size} "
+                           f"bytes with {claimed_digest[:12]}…")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.rename(self._tmp, self._target)
+        self._maildir.published(self.entry)
+        return got
+
+    def abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class FetchRecord:
+    """What this Maildir has fetched and the server may still hold: `unique size sha256`
+    lines, appended durably before any delete is asked for, pruned to the server's list."""
+
+    def __init__(self, maildir_root: Path) -> None:
+        self.path = maildir_root / RECORD_NAME
+
+    def load(self) -> dict[str, Fingerprint]:
+        known: dict[str, Fingerprint] = {}
+        with contextlib.suppress(FileNotFoundError), self.path.open() as handle:
+            for line in handle:
+                words = line.split()
+                if len(words) == 3 and words[1].isdigit() and len(words[2]) == 64:  # torn: skip
+                    known[words[0]] = Fingerprint(int(words[1]), words[2])
+        return known
+
+    def append(self, fetched: dict[str, Fingerprint]) -> None:
+        if not fetched:
+            return
+        text = "".join(f"{unique} {fp.size} {fp.digest}\n" for unique, fp in fetched.items())
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def prune(self, still_on_server: set[str]) -> None:
+        """Forget messages the server no longer has (atomic rewrite)."""
+        known = self.load()
+        kept = {unique: fp for unique, fp in known.items() if unique in still_on_server}
+        if len(kept) == len(known):
+            return
+        tmp = self.path.with_name(RECORD_NAME + ".new")
+        tmp.write_text("".join(f"{u} {fp.size} {fp.digest}\n" for u, fp in kept.items()))
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.rename(tmp, self.path)
+
+
+def unique_names(entries: list[Entry]) -> set[str]:
+    return {unique_of(entry.name) for entry in entries}

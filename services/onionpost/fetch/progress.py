@@ -1,0 +1,70 @@
+"""What fetch tells the owner: a progress bar on a terminal, and one summary line always."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+
+def megabytes(count: int) -> str:
+    return f"{count / 1_000_000:.1f} MB"
+
+
+@dataclass
+class Outcome:
+    fetched: int = 0
+    fetched_bytes: int = 0
+    removed: int = 0        # server copies deleted
+    gone: int = 0           # listed, then gone before we got to them
+    held_back: int = 0      # --limit
+    kept: bool = False
+
+
+def summary(outcome: Outcome, dry_run: bool = False) -> str:
+    """`fetched 37 messages, 12.4 MB` and, when there is more to say, what else happened."""
+    verb = "would fetch" if dry_run else "fetched"
+    noun = "message" if outcome.fetched == 1 else "messages"
+    parts = [f"{verb} {outcome.fetched} {noun}, {megabytes(outcome.fetched_bytes)}"]
+    if outcome.kept:
+        parts.append("left on the server (--keep)")
+    if outcome.removed:
+        parts.append(f"{'would remove' if dry_run else 'removed'} {outcome.removed} "
+                     "already fetched from the server")
+    if outcome.held_back:
+        parts.append(f"{outcome.held_back} more waiting on the server (--limit)")
+    if outcome.gone:
+        parts.append(f"{outcome.gone} vanished from the server meanwhile")
+    return "; ".join(parts)
+
+
+def bar(done: int, total: int, done_bytes: int, total_bytes: int, width: int = 30) -> str:
+    filled = width * done_bytes // total_bytes if total_bytes else width
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} messages, "
+            f"{megabytes(done_bytes)} of {megabytes(total_bytes)}")
+
+
+class ProgressBar:
+    """Redraws at most ten times a second, and only on a terminal (silent under cron)."""
+
+    def __init__(self, stream: TextIO, total: int, total_bytes: int) -> None:
+        self._stream = stream
+        self._on = stream.isatty() and total > 0
+        self._total, self._total_bytes = total, total_bytes
+        self._done = self._done_bytes = 0
+        self._drawn = 0.0
+
+    def advance(self, size: int) -> None:
+        self._done += 1
+        self._done_bytes += size
+        now = time.monotonic()
+        if self._on and (now - self._drawn > 0.1 or self._done == self._total):
+            self._drawn = now
+            line = bar(self._done, self._total, self._done_bytes, self._total_bytes)
+            self._stream.write("\r" + line)
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._on and self._drawn:
+            self._stream.write("\n")
+            self._stream.flush()
