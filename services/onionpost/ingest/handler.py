@@ -79,9 +79,11 @@ class IngestHandler:
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
-        """aiosmtpd advertises AUTH (even with no mechanism) after STARTTLS: we have none."""
+        """aiosmtpd advertises AUTH (even with no mechanism) after STARTTLS: we have none.
+        Every reply carries an RFC 3463 code (see replies.py): say so (RFC 2034)."""
         session.host_name = hostname
-        return [line for line in responses if not line[4:].startswith("AUTH")]
+        lines = [line for line in responses if not line[4:].startswith("AUTH")]
+        return [*lines[:-1], "250-ENHANCEDSTATUSCODES", lines[-1]]
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
@@ -125,12 +127,14 @@ class IngestHandler:
         refusal = self.ledger.reserve(size)
         if refusal:
             return refusal
+        # A client hanging up cancels this coroutine; the write must still finish (or be
+        # undone) so that the Maildir and the quota counters stay true: shield it.
         self._begin_write()
-        try:
-            return await self._store(name, queue_id, size, [header, content], envelope,
-                                     server.circuit_key)  # type: ignore[attr-defined]
-        finally:
-            self._end_write()
+        store = asyncio.ensure_future(self._store(
+            name, queue_id, size, [header, content], envelope,
+            server.circuit_key))  # type: ignore[attr-defined]
+        store.add_done_callback(lambda _: self._end_write())
+        return await asyncio.shield(store)
 
     async def _store(self, name: str, queue_id: str, size: int, parts: list[bytes],
                      envelope: Envelope, circuit_key: int) -> str:

@@ -18,7 +18,7 @@ from aiosmtpd.smtp import SMTP
 
 from onionpost import maildir
 from onionpost.events import PAUSED_KEY, EventPublisher
-from onionpost.ingest import tls
+from onionpost.ingest import replies, tls
 from onionpost.ingest.handler import PAUSED, IngestHandler, PauseState, now_ms
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
 from onionpost.settings import Settings
@@ -26,18 +26,8 @@ from onionpost.settings import Settings
 log = logging.getLogger("onionpost.ingest")
 
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
+TIMED_OUT = "421 4.4.2 Timeout, closing connection"
 PAUSE_POLL_SECONDS = 0.25
-# aiosmtpd's own replies, given the RFC 3463 enhanced codes our replies carry.
-ENHANCED = {
-    "552 Error: message size exceeds fixed maximum message size":
-        "552 5.3.4 Message size exceeds fixed maximum message size",
-    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed maximum message size",
-    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
-    "500 Command line too long": "500 5.5.2 Command line too long",
-    "503 Error: need MAIL command": "503 5.5.1 Need MAIL command",
-    "503 Error: need RCPT command": "503 5.5.1 Need RCPT command",
-    "503 Error: nested MAIL command": "503 5.5.1 Nested MAIL command",
-}
 
 
 class IngestSMTP(SMTP):
@@ -84,11 +74,18 @@ class IngestSMTP(SMTP):
         super().connection_lost(error)
 
     async def push(self, status: Any) -> None:
-        await super().push(ENHANCED.get(status, status) if isinstance(status, str) else status)
+        await super().push(replies.enhance(status) if isinstance(status, str) else status)
 
     async def smtp_DATA(self, arg: str) -> None:
         self._reset_timeout(self.data_timeout)
         await super().smtp_DATA(arg)
+        if self.transport is not None:
+            self._reset_timeout()  # back to the command timeout
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None:
+            self.transport.write(TIMED_OUT.encode() + b"\r\n")
+        super()._timeout_cb()
 
 
 class Ingest:
