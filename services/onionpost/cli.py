@@ -26,8 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "neomutt-config": ("onionpost.sender.neomutt:main", "print a neomutt configuration"),
     "fetch": ("onionpost.fetch.client:main", "move mail from the server to this machine"),
     "fetch-serve": ("onionpost.fetch.serve:main", "server side of fetch (forced command)"),
-    "owner-key": ("onionpost.onion:owner_key_main", "client-authorization keys for the owner"),
-    "tor-connect": ("onionpost.onion:connect_main", "ssh ProxyCommand through tor's SOCKS"),
+    "owner-key": ("onionpost.fetch.owner_key:main", "client-authorization keys for the owner"),
+    "tor-connect": ("onionpost.fetch.tor_connect:main", "ssh ProxyCommand through tor's SOCKS"),
 }
 
 

@@ -1,0 +1,136 @@
+"""`onionpost owner-key new NAME`: an x25519 key pair for an owner-only (client-authorized)
+onion service, in the file forms tor reads on each side."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from onionpost.settings import Settings
+
+EX_OK, EX_USAGE, EX_CANTCREAT = 0, 64, 73
+_ONION = re.compile(r"^([a-z2-7]{56})(\.onion)?$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _b32(raw: bytes) -> str:
+    return base64.b32encode(raw).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class OwnerKey:
+    private_raw: bytes
+    public_raw: bytes
+
+    @classmethod
+    def generate(cls) -> OwnerKey:
+        private = X25519PrivateKey.generate()
+        return cls(private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()),
+                   private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    @property
+    def public_b32(self) -> str:
+        return _b32(self.public_raw)
+
+    @property
+    def private_b64(self) -> str:
+        """The form tor's control port takes (ONION_CLIENT_AUTH_ADD ... x25519:<this>)."""
+        return base64.b64encode(self.private_raw).decode()
+
+    def service_line(self) -> str:
+        """authorized_clients/<name>.auth on the service."""
+        return f"descriptor:x25519:{self.public_b32}"
+
+    def client_line(self, onion: str) -> str:
+        """<ClientOnionAuthDir>/<name>.auth_private on the owner's machine."""
+        return f"{service_id(onion)}:descriptor:x25519:{_b32(self.private_raw)}"
+
+
+def service_id(onion: str) -> str:
+    """The 56 characters of a v3 onion address, without .onion; ValueError otherwise."""
+    match = _ONION.match(onion.strip().lower())
+    if not match:
+        raise ValueError(f"not a v3 onion address: {onion!r}")
+    return match.group(1)
+
+
+def write_private(path: Path, text: str, like: Path | None = None) -> None:
+    """Write a key file 0600; owned like `like` (tor refuses files it cannot read)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+    if like is not None and os.geteuid() == 0:
+        owner = like.stat()
+        os.chown(path, owner.st_uid, owner.st_gid)
+        os.chown(path.parent, owner.st_uid, owner.st_gid)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onionpost owner-key",
+        description="Client authorization for an owner-only onion (e.g. the fetch onion).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    new = commands.add_parser("new", help="make a key pair")
+    new.add_argument("name", help="a name for this key, e.g. laptop")
+    new.add_argument("--onion", help="the service's address (default: HS_DIR/hostname)")
+    new.add_argument("--hs-dir", type=Path,
+                     help="the service's HiddenServiceDir: write authorized_clients/NAME.auth")
+    new.add_argument("--client-dir", type=Path,
+                     help="the owner's ClientOnionAuthDir: write NAME.auth_private there "
+                          "(default: print it)")
+    return parser
+
+
+def _onion_of(args: argparse.Namespace) -> str:
+    if args.onion:
+        return args.onion
+    if args.hs_dir is None:
+        raise ValueError("--onion or --hs-dir is needed (the private file names the address)")
+    return (args.hs_dir / "hostname").read_text().split()[0]
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    args = _parser().parse_args(argv)
+    if not _NAME.match(args.name):
+        print("onionpost owner-key: NAME: letters, digits, - and _ only", file=sys.stderr)
+        return EX_USAGE
+    key = OwnerKey.generate()
+    try:
+        onion = _onion_of(args)
+        client_line = key.client_line(onion)
+    except (OSError, ValueError) as error:
+        print(f"onionpost owner-key: {error}", file=sys.stderr)
+        return EX_USAGE
+    try:
+        if args.hs_dir is not None:
+            auth = args.hs_dir / "authorized_clients" / f"{args.name}.auth"
+            write_private(auth, key.service_line(), like=args.hs_dir)
+            print(f"wrote {auth} (reload tor to apply)")
+        else:
+            print(f"# service: <HiddenServiceDir>/authorized_clients/{args.name}.auth\n"
+                  f"{key.service_line()}")
+        if args.client_dir is not None:
+            private = args.client_dir / f"{args.name}.auth_private"
+            write_private(private, client_line)
+            print(f"wrote {private} (torrc: ClientOnionAuthDir {args.client_dir})")
+        else:
+            print(f"# this machine: <ClientOnionAuthDir>/{args.name}.auth_private (secret)\n"
+                  f"{client_line}")
+    except OSError as error:
+        print(f"onionpost owner-key: {error}", file=sys.stderr)
+        return EX_CANTCREAT
+    return EX_OK
