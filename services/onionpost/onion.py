@@ -19,7 +19,7 @@ V2_LENGTH = 16
 _CHECKSUM_PREFIX = b".onion checksum"
 
 
-class InvalidOnion(ValueError):
+class InvalidOnionError(ValueError):
     """Why a name is not a valid v3 onion address, in words a user can act on."""
 
 
@@ -37,28 +37,28 @@ def from_public_key(public_key: bytes) -> str:
 
 
 def public_key(address: str) -> bytes:
-    """The ed25519 public key inside a v3 address; raises InvalidOnion saying what is wrong."""
+    """The ed25519 public key inside a v3 address; raises InvalidOnionError saying what is wrong."""
     name = address.strip().lower().rstrip(".")
     if not name.endswith(SUFFIX):
-        raise InvalidOnion(f"{address!r} is not an .onion address")
+        raise InvalidOnionError("not an .onion address")
     label = name.removesuffix(SUFFIX)
     if "." in label:
-        raise InvalidOnion(f"{address!r}: give the onion address itself, without a subdomain")
+        raise InvalidOnionError("give the onion address itself, without a subdomain")
     if len(label) == V2_LENGTH:
-        raise InvalidOnion(f"{address!r} is a v2 onion address (16 characters);"
-                           " v2 onion services no longer exist, ask for the v3 address")
+        raise InvalidOnionError("a v2 onion address (16 characters): v2 onion services no longer"
+                           " exist, ask for the v3 address (56 characters)")
     if len(label) != ADDRESS_LENGTH:
-        raise InvalidOnion(f"{address!r} has {len(label)} characters before .onion,"
-                           f" a v3 onion address has {ADDRESS_LENGTH}")
+        raise InvalidOnionError(f"{len(label)} characters before .onion, a v3 onion address has"
+                           f" {ADDRESS_LENGTH}")
     try:
         raw = base64.b32decode(label.upper())
     except binascii.Error:
-        raise InvalidOnion(f"{address!r} contains characters outside base32 (a-z, 2-7)") from None
+        raise InvalidOnionError("characters outside base32 (a-z, 2-7)") from None
     key, check, version = raw[:KEY_LENGTH], raw[KEY_LENGTH:-1], raw[-1]
     if version != VERSION:
-        raise InvalidOnion(f"{address!r} is not a version 3 onion address (version {version})")
+        raise InvalidOnionError(f"not a version 3 onion address (version byte {version})")
     if check != checksum(key):
-        raise InvalidOnion(f"{address!r} has a wrong checksum: a character is mistyped")
+        raise InvalidOnionError("wrong checksum in the onion address: a character is mistyped")
     return key
 
 
@@ -66,7 +66,7 @@ def problem(address: str) -> str | None:
     """None for a valid v3 onion address, else the reason it is not one."""
     try:
         public_key(address)
-    except InvalidOnion as error:
+    except InvalidOnionError as error:
         return str(error)
     return None
 

@@ -1,0 +1,107 @@
+"""`onionpost neomutt-config`: a neomutt configuration for onionpost users. The seed's
+Maildir folders and display settings stay; its per-contact send-hooks become aliases from
+the address book, and every message leaves through `onionpost-sendmail`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from onionpost.sender import contacts
+from onionpost.sender.contacts import AddressBook
+from onionpost.settings import ConfigError, Settings
+
+DEFAULT_FOLDER = "~/mail/"
+DEFAULT_USER = "anon"  # the seed's `set from = anon`, now at our onion
+FOLDERS = ("inbox", "sent", "drafts", "trash")
+
+_SEED_DISPLAY = """\
+# --- reading (the seed's settings) ---
+alternative_order text/plain text/html
+auto_view text/html
+set mark_old = no
+set sort = threads
+set sort_aux = reverse-last-date-received
+set strict_threads = yes
+set uncollapse_jump = yes
+set sort_re
+set indent_string = " "
+
+# --- sidebar (the seed's settings) ---
+set sidebar_visible = yes
+set sidebar_width = 23
+set sidebar_short_path = yes
+set sidebar_format = "%B %* [%?N?%N / ?%S]"
+set sidebar_next_new_wrap = yes
+set mail_check_stats
+bind index,pager \\Ck sidebar-prev
+bind index,pager \\Cj sidebar-next
+bind index,pager \\Co sidebar-open
+bind index,pager \\Cp sidebar-prev-new
+bind index,pager \\Cn sidebar-next-new
+bind index,pager B sidebar-toggle-visible
+"""
+
+
+def _quote(value: str) -> str:
+    """A neomutt string in double quotes (backslash, quote, backtick and $ escaped)."""
+    escaped = "".join("\\" + char if char in '\\"`$' else char for char in value)
+    return f'"{escaped}"'
+
+
+def render(own_address: str, book: AddressBook, folder: str = DEFAULT_FOLDER) -> str:
+    domain = own_address.rpartition("@")[2]
+    folder = folder if folder.endswith("/") else folder + "/"
+    aliases = "".join(f"alias {name} {address}\n" for name, address in book.entries.items())
+    mkdir = " ".join(f"{folder}{name}/{{cur,new,tmp}}" for name in FOLDERS)
+    return f"""\
+# neomutt configuration from `onionpost neomutt-config`: source it from your neomuttrc
+# or run `neomutt -F <this file>`. Folders first: mkdir -p {mkdir}
+
+# --- mailboxes (Maildir, as in the seed) ---
+set mbox_type = Maildir
+set folder = {_quote(folder)}
+set spoolfile = +inbox
+set record = +sent
+set postponed = +drafts
+set trash = +trash
+set mail_check = 5
+mailboxes +inbox +sent +drafts +trash
+
+# --- sending: any user@<onion> recipient goes straight to that onion over Tor ---
+set sendmail = "onionpost-sendmail -oi"
+set sendmail_wait = 0
+set use_envelope_from = no
+set from = {_quote(own_address)}
+set hostname = {_quote(domain)}
+set user_agent = no
+
+# --- contacts (`onionpost contacts add NAME ADDRESS`; they replace the seed's send-hooks) ---
+{aliases}
+{_SEED_DISPLAY}"""
+
+
+def _own_domain(settings: Settings) -> str:
+    domain = settings.onion_domain()
+    if not domain:
+        raise ConfigError(f"{settings.onion_hostname_file} is empty: set ONIONPOST_DOMAIN"
+                          " or give --from")
+    return domain
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    parser = argparse.ArgumentParser(
+        prog="onionpost neomutt-config",
+        description="Print a neomutt configuration that sends through onionpost-sendmail.")
+    parser.add_argument("--folder", default=DEFAULT_FOLDER,
+                        help=f"the Maildir folder root (default {DEFAULT_FOLDER})")
+    parser.add_argument("--from", dest="sender",
+                        help=f"our address (default {DEFAULT_USER}@<our onion>)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:
+        return os.EX_USAGE if done.code else 0
+    sender = args.sender or f"{DEFAULT_USER}@{_own_domain(settings)}"
+    sys.stdout.write(render(sender, contacts.load(settings.address_book), args.folder))
+    return 0

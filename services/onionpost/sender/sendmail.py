@@ -1,0 +1,125 @@
+"""`onionpost sendmail` / `onionpost-sendmail`: a sendmail(8) that delivers every
+`user@<onion>` recipient straight to that onion's port 25 over Tor. No queue: it tries a few
+times, then says 75 ("try later") and the mail client keeps the message."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
+
+from onionpost import onion
+from onionpost.sender import contacts, delivery, hygiene, invocation, message, routing
+from onionpost.sender.delivery import Connector, Options, Result
+from onionpost.sender.transport import tor_connector
+from onionpost.settings import ConfigError, Settings
+
+PROG = "onionpost-sendmail"
+NO_LOCAL_NAME = "[127.0.0.1]"  # EHLO when we know no onion of ours: says nothing about us
+USAGE = f"""usage: {PROG} [-t] [-i | -oi] [-f SENDER] [-F NAME] [-v] [--partial]
+                          [--keep-headers] [--] [RECIPIENT ...]
+
+Reads a message on stdin and delivers it over Tor to each recipient's onion (port 25).
+  -t              also send to the To, Cc and Bcc addresses of the message
+  -i, -oi         a line with a lone "." does not end the message
+  -f SENDER       envelope sender (default: the From address)
+  -F NAME         full name for the From header, when the message has none
+  -v              print one line per delivered recipient too
+  --partial       send to the valid recipients even if others are refused
+  --keep-headers  keep User-Agent and X-Mailer (removed by default)
+Recipients may be names from the address book (`onionpost contacts`).
+Exit codes: 0 sent, 64 usage, 65 bad message, 67 unknown or non-onion recipient,
+69 refused by the server, 75 try again later, 78 configuration."""
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    try:
+        call = invocation.parse(argv)
+    except invocation.UsageError as error:
+        print(f"{PROG}: {error}\n{USAGE}", file=sys.stderr)
+        return os.EX_USAGE
+    if call.help:
+        print(USAGE)
+        return 0
+    book = contacts.load(settings.address_book)
+    raw = message.read(sys.stdin.buffer, call.dots_end_message)
+    connector = tor_connector(*settings.hostport(settings.tor_socks))
+    return send(call, raw, settings, book.lookup, connector)
+
+
+def send(call: invocation.Invocation, raw: bytes, settings: Settings,
+         lookup: Callable[[str], str | None], connector: Connector, *,
+         err: TextIO | None = None, out: TextIO | None = None,
+         sleep: Callable[[float], None] = time.sleep) -> int:
+    """Clean the message, route it and deliver it; report per recipient; the exit code."""
+    err, out = err or sys.stderr, out or sys.stdout
+    draft = message.Draft.parse(raw)
+    recipients = routing.split(call.recipients)
+    if call.from_headers:
+        recipients += [address for _, address in draft.addresses("to", "cc", "bcc") if address]
+    if not recipients:
+        print(f"{PROG}: no recipients (give them as arguments, or -t with To/Cc/Bcc)", file=err)
+        return os.EX_USAGE
+    own = own_domain(settings)
+    sender = envelope_sender(call.sender, draft, own)
+    if not sender:
+        print(f"{PROG}: no sender: the message has no From header and no -f was given",
+              file=err)
+        return os.EX_DATAERR
+    stamp = hygiene.Stamp(datetime.now(UTC),
+                          hygiene.message_id(secrets.token_hex(16), own or domain_of(sender)))
+    hygiene.clean(draft, stamp, sender=sender, full_name=call.full_name,
+                  keep_headers=call.keep_headers, expand=lookup)
+    options = Options(ehlo_name=ehlo_name(own, sender), tls=settings.send_tls != "off",
+                      timeout=settings.send_timeout, retry_delays=settings.send_retry_delays,
+                      sleep=sleep)
+    results = delivery.deliver(routing.plan(recipients, lookup), sender, draft.to_bytes(),
+                               connector, options, call.partial)
+    report(results, len(options.retry_delays) + 1, call.verbose, err, out)
+    return delivery.exit_code(results)
+
+
+def own_domain(settings: Settings) -> str | None:
+    """Our onion (ONIONPOST_DOMAIN or tor's hostname file), if this machine knows it."""
+    try:
+        return settings.onion_domain() or None
+    except ConfigError:
+        return None
+
+
+def envelope_sender(given: str | None, draft: message.Draft, own: str | None) -> str | None:
+    """-f, else the From address; a bare name ("anon", as in the seed's neomutt config) is
+    qualified with our onion when we know it."""
+    froms = [address for _, address in draft.addresses("from") if address]
+    sender = given or (froms[0] if froms else None)
+    if sender and "@" not in sender and own:
+        return f"{sender}@{own}"
+    return sender
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower() or "onionpost.invalid"
+
+
+def ehlo_name(own: str | None, sender: str) -> str:
+    """Our onion, else the sender's onion, else an address literal: never the hostname."""
+    if own:
+        return own
+    domain = domain_of(sender)
+    return domain if onion.is_valid(domain) else NO_LOCAL_NAME
+
+
+def report(results: list[Result], tries: int, verbose: bool, err: TextIO, out: TextIO) -> None:
+    for result in results:
+        if result.status == "sent":
+            if verbose:
+                print(f"{result.recipient}: sent ({result.detail})", file=out)
+        elif result.status == "temporary":
+            print(f"{PROG}: {result.recipient}: {result.detail} (gave up after {tries}"
+                  f" {'try' if tries == 1 else 'tries'}; try again later)", file=err)
+        else:
+            print(f"{PROG}: {result.recipient}: {result.detail}", file=err)
