@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     ntfy_token: str = Field("", description="ntfy access token (Bearer)")
     ntfy_user: str = Field("", description="ntfy user (when no token)")
     ntfy_password: str = Field("", description="ntfy password (when no token)")
+    ntfy_timeout: float = Field(10.0, gt=0, description="seconds for each step of a post")
+    ntfy_retry_seconds: int = Field(
+        5, ge=1, description="first retry when ntfy is away; doubles, 8 tries, 15 min max")
     notify_new_mail: Literal["off", "count", "summary"] = Field(
         "count", description="new-mail notices: off, count ('3 new') or summary")
     new_mail_coalesce_seconds: int = Field(

@@ -1,0 +1,124 @@
+"""`onionpost guardian` (the rq worker and its sweep schedule), `onionpost pause`, `resume`."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import uuid
+
+import redis
+from rq.cron import CronScheduler
+from rq.exceptions import StopRequested
+
+from onionpost import events, maildir, worker
+from onionpost.guardian import jobs, policy, state
+from onionpost.notifier.notices import usage_text
+from onionpost.settings import Settings
+
+log = logging.getLogger("onionpost.guardian")
+
+EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75
+SWEEP_TIMEOUT = 60
+PR_SET_PDEATHSIG = 1
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    argparse.ArgumentParser(
+        prog="onionpost guardian",
+        description="Enforce the mailbox limits: an rq worker on the 'events' queue that "
+                    "recounts the Maildir after every stored message and every "
+                    "ONIONPOST_SWEEP_INTERVAL seconds, pauses ingest past a limit, resumes "
+                    "it under the resume marks and warns of floods.").parse_args(argv)
+    maildir.ensure(settings.maildir)
+    schedule = multiprocessing.get_context("fork").Process(
+        target=run_sweep_schedule, args=(settings,), name="guardian-sweeps")
+    schedule.start()
+    try:
+        jobs.install(jobs.Guardian(settings, events.connect(settings.redis_url)))
+        log.info("event=start sweep_interval=%d resume_percent=%d", settings.sweep_interval,
+                 settings.resume_percent)
+        return worker.run(events.EVENTS_QUEUE, settings.redis_url, "guardian",
+                          settings.log_level)
+    finally:
+        schedule.terminate()
+        schedule.join(5)
+        if schedule.is_alive():
+            schedule.kill()
+
+
+def run_sweep_schedule(settings: Settings) -> None:
+    """The sweep, with rq's own CronScheduler: one `sweep` job on `events` at start and
+    every sweep_interval seconds. It keeps its timing in memory, so the sweeps go on after
+    Redis lost its data (the disk count then restores the pause). Runs in a child process,
+    as rq runs its scheduler, since CronScheduler.start() owns its loop and signals."""
+    _die_with_parent()
+    worker.quiet_rq(settings.log_level)
+    while True:
+        cron = CronScheduler(events.connect(settings.redis_url),
+                             name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
+        cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,
+                      job_timeout=SWEEP_TIMEOUT, ttl=settings.sweep_interval, result_ttl=0,
+                      failure_ttl=jobs.FAILURE_TTL)
+        try:
+            cron.start()
+            return
+        except redis.RedisError as error:
+            log.warning("event=redis_down role=sweeps error=%s", type(error).__name__)
+        try:
+            time.sleep(worker.RESTART_DELAY)
+        except StopRequested:
+            return
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the worker process dies, even by SIGKILL."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def pause(argv: list[str], settings: Settings) -> int:
+    parser = argparse.ArgumentParser(
+        prog="onionpost pause",
+        description="Stop accepting mail now (senders get 421 and retry later). The "
+                    "guardian never lifts a pause made by hand: run `onionpost resume`.")
+    parser.add_argument("reason", nargs="?", default="by hand",
+                        help="a few words kept with the pause (default: by hand)")
+    args = parser.parse_args(argv)
+    try:
+        record = state.pause_by_owner(events.connect(settings.redis_url), args.reason)
+    except redis.RedisError as error:
+        print(f"onionpost pause: Redis unreachable ({type(error).__name__})", file=sys.stderr)
+        return EX_UNAVAILABLE
+    print(f"paused by {record.by}: {record.reason}")
+    return EX_OK
+
+
+def resume(argv: list[str], settings: Settings) -> int:
+    argparse.ArgumentParser(
+        prog="onionpost resume",
+        description="Accept mail again. Refused while the mailbox is still at its limit "
+                    "(the guardian would pause again at once): fetch mail first.",
+    ).parse_args(argv)
+    limits = jobs.limits_of(settings)
+    usage = maildir.scan(settings.maildir)
+    if policy.limit_reached(usage, limits):
+        print(f"onionpost resume: the mailbox is full ({usage_text(usage, limits)}); "
+              "fetch mail first", file=sys.stderr)
+        return EX_TEMPFAIL
+    try:
+        lifted = state.resume(events.connect(settings.redis_url))
+    except redis.RedisError as error:
+        print(f"onionpost resume: Redis unreachable ({type(error).__name__})", file=sys.stderr)
+        return EX_UNAVAILABLE
+    print(f"resumed (was paused by {lifted.by}: {lifted.reason})" if lifted
+          else "not paused: mail is accepted")
+    return EX_OK

@@ -1,0 +1,187 @@
+"""The guardian's rq jobs: recount on each stored message and on each sweep, new-mail digests.
+
+Jobs run inside `onionpost guardian` (an rq SimpleWorker), which installs the Guardian
+below once at start: settings are read once, and one Redis pool serves every job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import redis
+from rq import Queue
+
+from onionpost import maildir
+from onionpost.events import EVENTS_QUEUE, NOTIFY_QUEUE, PAUSED_KEY
+from onionpost.guardian import mailbox, policy, state
+from onionpost.guardian.policy import FloodRule, Plan
+from onionpost.maildir import Usage
+from onionpost.notifier import notices
+from onionpost.notifier.notices import Limits, Notice
+from onionpost.settings import Settings
+
+log = logging.getLogger("onionpost.guardian")
+
+PUBLISH_JOB = "onionpost.notifier.jobs.publish"
+DIGEST_JOB = "onionpost.guardian.jobs.new_mail_digest"
+NOTICE_RESULT_TTL = 3600
+FAILURE_TTL = 7 * 86_400
+
+
+def limits_of(settings: Settings) -> Limits:
+    return Limits(settings.max_messages, settings.max_bytes, settings.resume_percent)
+
+
+@dataclass
+class Guardian:
+    settings: Settings
+    connection: redis.Redis
+
+    @property
+    def limits(self) -> Limits:
+        return limits_of(self.settings)
+
+    @property
+    def flood_rule(self) -> FloodRule:
+        return FloodRule(self.settings.flood_messages, self.settings.flood_seconds)
+
+    def recount(self, trigger: str) -> str:
+        """Count the Maildir and apply the decision in one transaction; retried when another
+        guardian changed the state meanwhile (so the count is never older than the state)."""
+        with self.connection.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(PAUSED_KEY, state.FLOOD_KEY)
+                    plan, usage = self._plan(pipe)
+                    if plan.changes:
+                        pipe.multi()
+                        self._apply(pipe, plan)
+                        pipe.execute()
+                    else:
+                        pipe.unwatch()
+                except redis.WatchError:
+                    continue
+                break
+        if plan.changes:
+            _log(plan, usage, trigger)
+        return plan.outcome
+
+    def _plan(self, pipe: Any) -> tuple[Plan, Usage]:
+        now = time.time()
+        usage = maildir.scan(self.settings.maildir)
+        recent = policy.recent_count(mailbox.arrivals(self.settings.maildir), now,
+                                     self.settings.flood_seconds)
+        pause = state.read_pause(pipe)
+        flooding = bool(pipe.exists(state.FLOOD_KEY))
+        decision = policy.plan(usage, pause, flooding, recent, self.limits, self.flood_rule, now)
+        return decision, usage
+
+    def _apply(self, pipe: Any, plan: Plan) -> None:
+        if plan.pause:
+            state.write_pause(pipe, plan.pause)
+        if plan.resume:
+            pipe.delete(PAUSED_KEY)
+        if plan.flood_start or plan.flood_continue:
+            pipe.set(state.FLOOD_KEY, str(int(time.time())), ex=self.settings.flood_seconds)
+        for notice in plan.notices:
+            self.enqueue_notice(notice, pipe)
+
+    def enqueue_notice(self, notice: Notice, pipe: Any = None) -> None:
+        Queue(NOTIFY_QUEUE, connection=self.connection).enqueue(
+            PUBLISH_JOB, notice.to_dict(), pipeline=pipe, result_ttl=NOTICE_RESULT_TTL,
+            failure_ttl=FAILURE_TTL, description=f"notice {notice.kind} {notice.id}")
+
+    def note_new_mail(self, name: str) -> None:
+        """Count a stored message toward the next new-mail notice; the first message of a
+        burst schedules the digest that sends one notice for the whole burst."""
+        if self.settings.notify_new_mail == "off":
+            return
+        window = uuid.uuid4().hex[:12]
+        delay = self.settings.new_mail_coalesce_seconds
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.incr(state.NEW_MAIL_COUNT)
+            pipe.lpush(state.NEW_MAIL_FILES, name)
+            pipe.ltrim(state.NEW_MAIL_FILES, 0, notices.SUMMARY_LINES - 1)
+            pipe.set(state.NEW_MAIL_WINDOW, window, nx=True, ex=2 * delay + 300)
+            opened = pipe.execute()[-1]
+        if opened:
+            events = Queue(EVENTS_QUEUE, connection=self.connection)
+            events.enqueue_in(timedelta(seconds=delay), DIGEST_JOB, window, result_ttl=0,
+                              failure_ttl=FAILURE_TTL, description="new-mail digest")
+
+    def digest(self, window: str) -> int:
+        """Close the burst: one notice for every message counted since the last one."""
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.get(state.NEW_MAIL_COUNT)
+            pipe.lrange(state.NEW_MAIL_FILES, 0, -1)
+            pipe.delete(state.NEW_MAIL_COUNT, state.NEW_MAIL_FILES, state.NEW_MAIL_WINDOW)
+            count_raw, names, _ = pipe.execute()
+        count = int(count_raw or 0)
+        if count:
+            summaries = (self._summaries([state.text(n) for n in names])
+                         if self.settings.notify_new_mail == "summary" else None)
+            usage = maildir.scan(self.settings.maildir)
+            self.enqueue_notice(notices.new_mail(f"newmail-{window}", count, usage,
+                                                 self.limits, summaries))
+        return count
+
+    def _summaries(self, names: list[str]) -> list[tuple[str, str]]:
+        found = []
+        for name in names:
+            path = mailbox.find(self.settings.maildir, name)
+            if path is None:
+                continue
+            try:
+                found.append(mailbox.sender_and_subject(path))
+            except OSError:
+                continue
+        return found
+
+
+def _log(plan: Plan, usage: Usage, trigger: str) -> None:
+    if plan.pause:
+        log.warning("event=paused reason=%s messages=%d bytes=%d trigger=%s",
+                    plan.pause.reason, usage.messages, usage.bytes, trigger)
+    elif plan.resume:
+        log.info("event=resumed messages=%d bytes=%d trigger=%s",
+                 usage.messages, usage.bytes, trigger)
+    elif plan.flood_start:
+        log.warning("event=flood messages=%d trigger=%s", usage.messages, trigger)
+
+
+_guardian: Guardian | None = None
+
+
+def install(guardian: Guardian) -> None:
+    global _guardian
+    _guardian = guardian
+
+
+def current() -> Guardian:
+    if _guardian is None:
+        raise RuntimeError("guardian jobs run inside `onionpost guardian`, not a bare rq worker")
+    return _guardian
+
+
+# --- the jobs (their import paths are part of the queue protocol) -------------------------
+
+def message_stored(event: dict[str, Any]) -> str:
+    """Enqueued by ingest after a message is safely in new/: {file, size, recipients, ...}."""
+    guardian = current()
+    outcome = guardian.recount("event")
+    guardian.note_new_mail(str(event.get("file", "")))
+    return outcome
+
+
+def sweep() -> str:
+    """Enqueued by the guardian's cron schedule, and once at start."""
+    return current().recount("sweep")
+
+
+def new_mail_digest(window: str) -> int:
+    return current().digest(window)
