@@ -6,6 +6,7 @@ the server's host key, StrictHostKeyChecking yes), used as `ssh -F <file>`.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import signal
@@ -90,28 +91,17 @@ class SshServer:
         return f"ssh -F {self.client_config}"
 
     def session_pids(self) -> list[int]:
-        """The per-connection sshd processes (children and grandchildren of ours)."""
+        """The per-connection sshd processes below ours (killing them cuts the connection)."""
         if self.process is None:
             return []
-        parents = {self.process.pid}
-        found: list[int] = []
-        changed = True
-        while changed:
-            changed = False
-            for pid, (ppid, comm) in _processes().items():
-                if ppid in parents and pid not in parents and comm == "sshd":
-                    parents.add(pid)
-                    found.append(pid)
-                    changed = True
-        return found
+        return [pid for pid, cmd in descendants(self.process.pid).items()
+                if cmd.startswith("sshd:")]
 
     def cut_connections(self) -> int:
         pids = self.session_pids()
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         return len(pids)
 
     def stop(self) -> None:
@@ -134,3 +124,23 @@ def _processes() -> dict[int, tuple[int, str]]:
         ppid = int(stat[stat.rindex(")") + 2:].split()[1])
         table[int(entry.name)] = (ppid, comm)
     return table
+
+
+def descendants(root: int) -> dict[int, str]:
+    """pid -> command line of every process below root."""
+    table = _processes()
+    found: dict[int, str] = {}
+    parents = {root}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _) in table.items():
+            if ppid in parents and pid not in parents:
+                parents.add(pid)
+                try:
+                    found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(
+                        b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    found[pid] = ""
+                changed = True
+    return found
