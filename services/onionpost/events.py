@@ -26,6 +26,28 @@ def connect(url: str, timeout: float = 2.0) -> redis.Redis:
                                 health_check_interval=30)
 
 
+class Outage:
+    """Whether this process can reach Redis; each change is logged once, whoever (events,
+    pause poller) noticed it: one line per outage, not one per message."""
+
+    def __init__(self) -> None:
+        self._down = False
+        self._lock = threading.Lock()
+
+    def down(self, error: BaseException) -> None:
+        with self._lock:
+            was_down, self._down = self._down, True
+        if not was_down:
+            log.warning("event=redis_down error=%s effect=events_dropped,pause_state_kept",
+                        type(error).__name__)
+
+    def up(self) -> None:
+        with self._lock:
+            was_down, self._down = self._down, False
+        if was_down:
+            log.info("event=redis_up")
+
+
 class EventPublisher:
     """Enqueues `message_stored` jobs from a background thread, so that the SMTP session
     never waits on Redis. While Redis is down events are dropped (the disk is the source
@@ -35,7 +57,7 @@ class EventPublisher:
         self._url = url
         self._pending: queue.Queue[dict[str, Any] | None] = queue.Queue(backlog)
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self._down = False
+        self.outage = Outage()
 
     def start(self) -> None:
         self._thread.start()
@@ -69,11 +91,6 @@ class EventPublisher:
                                    failure_ttl=86_400)
                 for event in events])
         except redis.RedisError as error:
-            if not self._down:
-                log.warning("event=redis_down action=events_dropped error=%s",
-                            type(error).__name__)
-                self._down = True
+            self.outage.down(error)
             return
-        if self._down:
-            log.info("event=redis_up")
-            self._down = False
+        self.outage.up()

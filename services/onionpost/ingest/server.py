@@ -139,19 +139,16 @@ class Ingest:
     async def _poll_pause(self) -> None:
         client = redis.asyncio.Redis.from_url(self.settings.redis_url, socket_timeout=1,
                                               socket_connect_timeout=1)
-        reachable = True
         while True:
             try:
                 paused = bool(await client.exists(PAUSED_KEY))
-            except (redis.RedisError, OSError):
-                if reachable:
-                    log.warning("event=redis_down action=keep_pause_state paused=%s",
-                                self.pause.paused)
-                reachable = False
+            except (redis.RedisError, OSError) as error:
+                self.publisher.outage.down(error)  # the pause state stays as it was
             else:
+                self.publisher.outage.up()
                 if paused != self.pause.paused:
                     log.info("event=%s", "paused" if paused else "resumed")
-                self.pause.paused, reachable = paused, True
+                self.pause.paused = paused
             await asyncio.sleep(PAUSE_POLL_SECONDS)
 
     async def _rescan(self) -> None:
