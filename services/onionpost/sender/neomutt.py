@@ -77,7 +77,7 @@ set from = {_quote(own_address)}
 set hostname = {_quote(domain)}
 set user_agent = no
 
-# --- contacts (`onionpost contacts add NAME ADDRESS`; they replace the seed's send-hooks) ---
+# --- contacts (`onionpost contacts add NAME ADDRESS`), instead of one hook per contact ---
 {aliases}
 {_SEED_DISPLAY}"""
 

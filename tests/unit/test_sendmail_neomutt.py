@@ -1,0 +1,90 @@
+"""`onionpost neomutt-config`: the text, and what neomutt itself reads from it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from onionpost import onion
+from onionpost.sender import neomutt
+from onionpost.sender.contacts import AddressBook
+from onionpost.settings import ConfigError, Settings
+
+OURS = onion.from_public_key(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+FRANK = f"frank@{onion.from_public_key(bytes(32))}"
+
+
+def config(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> Path:
+    book = tmp_path / "contacts"
+    book.write_text(f"frank {FRANK}\n")
+    mail = tmp_path / "mail"
+    for folder in neomutt.FOLDERS:
+        for sub in ("cur", "new", "tmp"):
+            (mail / folder / sub).mkdir(parents=True, exist_ok=True)
+    code = neomutt.main(["--folder", str(mail), *argv], Settings(domain=OURS, address_book=book))
+    assert code == 0
+    path = tmp_path / "neomuttrc"
+    path.write_text(capsys.readouterr().out)
+    return path
+
+
+def ask_neomutt(path: Path, *names: str) -> dict[str, str]:
+    """`neomutt -Q` prints what neomutt itself understood from the file."""
+    args = ["neomutt", "-n", "-F", str(path)]
+    for name in names:
+        args += ["-Q", name]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=30,
+                            env={"HOME": str(path.parent), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    pairs = (line.removeprefix("set ").split("=", 1) for line in result.stdout.splitlines())
+    return {name.strip(): value.strip().strip('"') for name, value in pairs}
+
+
+def test_neomutt_reads_the_sending_settings(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    values = ask_neomutt(config(tmp_path, capsys), "sendmail", "from", "hostname", "folder",
+                         "spool_file", "record", "postponed", "trash", "mbox_type",
+                         "user_agent")
+    assert values["sendmail"] == "onionpost-sendmail -oi"
+    assert values["from"] == f"anon@{OURS}"
+    assert values["hostname"] == OURS
+    assert values["mbox_type"].lower() == "maildir"
+    assert values["user_agent"] == "no"
+    folder = str(tmp_path / "mail")
+    for name, box in [("spool_file", "inbox"), ("record", "sent"), ("postponed", "drafts"),
+                      ("trash", "trash")]:
+        assert values[name].rstrip("/") == f"{folder}/{box}"
+
+
+def test_address_book_becomes_aliases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = config(tmp_path, capsys).read_text()
+    assert f"alias frank {FRANK}\n" in text
+    assert "send-hook" not in text and "smtp_url" not in text
+
+
+def test_from_can_be_chosen(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = config(tmp_path, capsys, "--from", f"ann@{OURS}")
+    assert ask_neomutt(path, "from")["from"] == f"ann@{OURS}"
+
+
+def test_seed_settings_are_kept() -> None:
+    text = neomutt.render(f"anon@{OURS}", AddressBook())
+    for line in ("set sort = threads", "set sidebar_visible = yes",
+                 "bind index,pager B sidebar-toggle-visible", "auto_view text/html",
+                 "mailboxes +inbox +sent +drafts +trash"):
+        assert line in text
+
+
+def test_strings_are_quoted_for_neomutt() -> None:
+    text = neomutt.render('a"b$c`d\\@x.onion', AddressBook(), folder="~/my mail")
+    assert 'set from = "a\\"b\\$c\\`d\\\\@x.onion"' in text
+    assert 'set folder = "~/my mail/"' in text
+
+
+def test_unknown_onion_is_a_config_error(tmp_path: Path) -> None:
+    settings = Settings(domain="", onion_hostname_file=tmp_path / "missing")
+    with pytest.raises(ConfigError):
+        neomutt.main([], settings)
