@@ -11,7 +11,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from onionpost import maildir
 from onionpost.events import EventPublisher
@@ -179,6 +179,9 @@ class IngestHandler:
                 f"\t{date}\r\n").encode("ascii")
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # the client's failure, not ours
+            log.info("event=tls_failed")
+            return INTERNAL_ERROR
         log.error("event=session_error error=%s", type(error).__name__)
         return INTERNAL_ERROR
 

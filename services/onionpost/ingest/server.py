@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, syntax
 
 from onionpost import maildir
 from onionpost.events import PAUSED_KEY, EventPublisher
@@ -27,6 +27,7 @@ log = logging.getLogger("onionpost.ingest")
 
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 TIMED_OUT = "421 4.4.2 Timeout, closing connection"
+NO_TLS = "502 5.5.1 STARTTLS is not offered here"
 PAUSE_POLL_SECONDS = 0.25
 
 
@@ -81,6 +82,13 @@ class IngestSMTP(SMTP):
         await super().smtp_DATA(arg)
         if self.transport is not None:
             self._reset_timeout()  # back to the command timeout
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self.tls_context is None:  # aiosmtpd says 454 (temporary); TLS off is permanent
+            await self.push(NO_TLS)
+            return
+        await super().smtp_STARTTLS(arg)
 
     def _timeout_cb(self) -> None:
         if self.transport is not None:
