@@ -1,0 +1,217 @@
+"""Our tor, seen through its ControlPort (stem): bootstrap, onion address, descriptor, PoW."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import stem
+import stem.connection
+from stem.control import Controller, EventType
+from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
+from stem.response.events import HSDescEvent
+
+from onionpost.settings import ConfigError, Settings
+
+# stem logs every control message at DEBUG and its closed reader thread at INFO, repeatedly.
+logging.getLogger("stem").setLevel(logging.WARNING)
+
+EX_UNAVAILABLE = 69
+FETCH_QUIET_SECONDS = 1.0
+_BOOTSTRAP = re.compile(r'PROGRESS=(\d+).*?SUMMARY="([^"]*)"')
+_POW_PARAMS = re.compile(r"^pow-params (\S+) (\S+) (\d+) (\S+)$", re.MULTILINE)
+
+
+class TorControlError(Exception):
+    """tor's ControlPort cannot be reached or refused us: said in one line."""
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    progress: int
+    summary: str
+
+
+@dataclass(frozen=True)
+class PowState:
+    """What our descriptor tells clients about proof of work (`pow-params`)."""
+
+    enabled: bool
+    scheme: str = ""
+    suggested_effort: int = 0
+    expires: str = ""
+
+
+@dataclass
+class FetchOutcome:
+    """Answers to one HSFETCH of our own descriptor: published once an HSDir returns it,
+    not published once every HSDir asked said no."""
+
+    address: str
+    requested: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+    received_from: str | None = None
+
+    def feed(self, action: str, address: str, hsdir: str) -> None:
+        if address != self.address:
+            return
+        if action == "REQUESTED":
+            self.requested.add(hsdir)
+        elif action == "RECEIVED" and self.received_from is None:
+            self.received_from = hsdir
+        elif action == "FAILED" and hsdir in self.requested:
+            self.failed.add(hsdir)
+
+    @property
+    def published(self) -> bool | None:
+        if self.received_from is not None:
+            return True
+        if self.requested and self.failed >= self.requested:
+            return False
+        return None
+
+
+def service_id(address: str) -> str:
+    return address.lower().removesuffix(".onion")
+
+
+def parse_bootstrap_phase(text: str) -> Bootstrap:
+    """`GETINFO status/bootstrap-phase` -> progress and summary."""
+    match = _BOOTSTRAP.search(text)
+    if not match:
+        return Bootstrap(0, "unknown")
+    return Bootstrap(int(match.group(1)), match.group(2))
+
+
+def parse_pow_params(inner_layer: str) -> PowState:
+    """The decrypted descriptor's `pow-params <type> <seed> <effort> <expiry>` line."""
+    match = _POW_PARAMS.search(inner_layer)
+    if not match:
+        return PowState(enabled=False)
+    return PowState(True, match.group(1), int(match.group(3)), match.group(4))
+
+
+# --- I/O: the ControlPort ------------------------------------------------------------
+def connect(settings: Settings) -> Controller:
+    """An authenticated controller: cookie file from the settings, else the one tor names."""
+    host, port = Settings.hostport(settings.tor_control)
+    try:
+        controller = Controller.from_port(host, port)
+    except stem.SocketError as error:
+        raise TorControlError(f"cannot connect to tor's ControlPort {host}:{port}"
+                             f" ({error})") from None
+    try:
+        protocolinfo = stem.connection.get_protocolinfo(controller)
+        if settings.tor_cookie_file:  # tor's own path may be in another container's mount
+            protocolinfo.cookie_path = str(settings.tor_cookie_file)
+        controller.authenticate(protocolinfo_response=protocolinfo)
+    except (stem.connection.AuthenticationFailure, stem.ControllerError, OSError) as error:
+        controller.close()
+        raise TorControlError(f"tor's ControlPort {host}:{port} refused authentication"
+                             f" ({error})") from None
+    return controller
+
+
+def bootstrap(controller: Controller) -> Bootstrap:
+    return parse_bootstrap_phase(str(controller.get_info("status/bootstrap-phase")))
+
+
+def onion_addresses(controller: Controller) -> list[str]:
+    """Onion services added over a control port (ADD_ONION), ours or detached."""
+    found: list[str] = []
+    for key in ("onions/current", "onions/detached"):
+        text = str(controller.get_info(key, ""))
+        found += [f"{line.strip()}.onion" for line in text.splitlines() if line.strip()]
+    return found
+
+
+def our_address(settings: Settings, controller: Controller | None = None) -> str | None:
+    """ONIONPOST_DOMAIN or tor's hostname file; else the only onion tor reports."""
+    try:
+        domain = settings.onion_domain()
+    except ConfigError:
+        domain = ""
+    if domain:
+        return domain
+    if controller is not None:
+        addresses = onion_addresses(controller)
+        if len(addresses) == 1:
+            return addresses[0]
+    return None
+
+
+def service_descriptor(controller: Controller, address: str) -> str | None:
+    """The descriptor tor built for our service (None: tor does not host it, or not yet)."""
+    try:
+        return str(controller.get_info(f"hs/service/desc/id/{service_id(address)}"))
+    except (stem.InvalidArguments, stem.OperationFailed):
+        return None
+
+
+def pow_state(controller: Controller, address: str) -> PowState | None:
+    """PoW as our current descriptor announces it; None when tor has no descriptor for us."""
+    descriptor = service_descriptor(controller, address)
+    if descriptor is None:
+        return None
+    inner = HiddenServiceDescriptorV3.from_str(descriptor).decrypt(address)
+    return parse_pow_params(str(inner))
+
+
+def descriptor_published(controller: Controller, address: str,
+                         timeout: float = 10.0) -> FetchOutcome:
+    """Ask the HSDirs for our own descriptor (HSFETCH): the proof that it is published."""
+    outcome = FetchOutcome(service_id(address))
+    changed = threading.Event()
+
+    def listen(event: HSDescEvent) -> None:
+        outcome.feed(event.action, str(event.address), event.directory_fingerprint or "")
+        changed.set()
+
+    controller.add_event_listener(listen, EventType.HS_DESC)
+    try:
+        if controller.msg(f"HSFETCH {outcome.address}").is_ok():
+            _await_fetch(outcome, changed, time.monotonic() + timeout)
+    finally:
+        controller.remove_event_listener(listen)
+    return outcome
+
+
+def _await_fetch(outcome: FetchOutcome, changed: threading.Event, deadline: float) -> None:
+    # tor asks the HSDirs one after another: after a failure, a quiet moment means it gave up.
+    while (remaining := deadline - time.monotonic()) > 0:
+        quiet = not changed.wait(min(FETCH_QUIET_SECONDS, remaining))
+        changed.clear()
+        if outcome.published or (quiet and outcome.published is False):
+            return
+
+
+# --- `onionpost address` ---------------------------------------------------------------
+def address_main(argv: list[str], settings: Settings) -> int:
+    parser = argparse.ArgumentParser(
+        prog="onionpost address",
+        description="Print our onion address (from ONIONPOST_DOMAIN, tor's hostname file,"
+                    " or tor's ControlPort).")
+    parser.parse_args(argv)
+    address = our_address(settings)
+    if address is None:
+        address = _address_from_tor(settings)
+    if address is None:
+        print(f"onionpost address: unknown: {Path(settings.onion_hostname_file)} is unreadable"
+              " and tor reports no single onion service", file=sys.stderr)
+        return EX_UNAVAILABLE
+    print(address)
+    return 0
+
+
+def _address_from_tor(settings: Settings) -> str | None:
+    try:
+        with connect(settings) as controller:
+            return our_address(settings, controller)
+    except TorControlError:
+        return None
