@@ -9,6 +9,9 @@ import pytest
 
 from tests.support.servers import IngestProcess, RedisServer
 
+# Fixtures for the guardian and notifier: ntfy double, worker processes.
+pytest_plugins = ["tests.support.guardian_rig"]
+
 TEST_DOMAIN = "pv4ozjdmhrgbmeexr2uu5jelr5sfdrjwgjqsfgmosmxmkcd4oquexoyd.onion"
 
 

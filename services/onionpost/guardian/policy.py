@@ -22,7 +22,7 @@ class Pause:
 
     @property
     def id(self) -> str:
-        return f"{int(self.since * 1000)}"
+        return str(round(self.since * 1000))
 
     def to_fields(self) -> dict[str, str]:
         return {"reason": self.reason, "by": self.by, "since": f"{self.since:.3f}"}
