@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from python_socks import ProxyError
+from python_socks import ProxyConnectionError, ProxyError
 
 from onionpost.sender.routing import Plan, Route
 
@@ -269,6 +269,10 @@ def _text(code: int, text: bytes | str) -> str:
 def _error_text(error: BaseException) -> str:
     if isinstance(error, smtplib.SMTPResponseException):
         return _text(error.smtp_code, error.smtp_error)
+    if isinstance(error, ProxyConnectionError):
+        return f"Tor is not reachable: {error.strerror}"
     if isinstance(error, TimeoutError | socket.timeout):
         return "timed out (the onion service did not answer in time)"
-    return f"cannot reach the onion service: {error}"
+    if isinstance(error, ProxyError):
+        return f"cannot reach the onion service: Tor says {error}"
+    return f"connection to the onion service failed: {error}"
