@@ -1,23 +1,35 @@
-"""Running one of our rq workers (guardian, notifier): jobs in-process, rq's scheduler, and
-coming back by itself after Redis was away."""
+"""Running our rq workers (guardian, notifier): jobs in-process, rq's scheduler beside them,
+rq's log lines made one-line and address-free, and surviving Redis outages."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
+import os
+import re
+import signal
+import sys
 import time
 import uuid
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import redis
 from rq import SimpleWorker
 from rq.exceptions import StopRequested
+from rq.scheduler import RQScheduler
 
 log = logging.getLogger("onionpost.worker")
 
-WORKER_TTL = 30  # rq heartbeat; the idle worker wakes every WORKER_TTL - 15 s
-MAINTENANCE_INTERVAL = 15  # rq restarts its scheduler process at most this late
+WORKER_TTL = 30  # rq heartbeat; an idle worker wakes every WORKER_TTL - 15 s
 RESTART_DELAY = 1.0
-RQ_LOGGERS = ("rq.worker", "rq.job", "rq.scheduler", "rq.cron", "rq.queue", "httpx", "httpcore")
+SCHEDULER_INTERVAL = 1  # seconds between rq's looks at scheduled jobs (retries, digests)
+RQ_LOGGERS = ("rq.worker", "rq.job", "rq.scheduler", "rq.cron", "rq.queue", "httpx",
+              "httpcore")
+_ADDRESS = re.compile(r"\b[\w.-]+:\d{2,5}\b")
+PR_SET_PDEATHSIG = 1
 
 
 class ServiceWorker(SimpleWorker):
@@ -33,26 +45,48 @@ class ServiceWorker(SimpleWorker):
         super().request_stop(signum, frame)
 
 
+class OneLine(logging.Filter):
+    """rq's warnings as one line without traceback or Redis address (logs name no host)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage().split("\n", 1)[0]
+        if record.exc_info and record.exc_info[0]:
+            text += f" error={record.exc_info[0].__name__}"
+        record.msg, record.args = f'event=rq text="{_ADDRESS.sub("redis", text)}"', ()
+        record.exc_info = record.exc_text = None
+        return True
+
+
 def quiet_rq(level: str) -> None:
-    """rq logs every job and httpx every request at INFO: keep their warnings unless we debug."""
+    """rq logs every job and httpx every request at INFO: keep warnings unless we debug."""
     for name in RQ_LOGGERS:
-        logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
+        logger = logging.getLogger(name)
+        logger.setLevel(level if level == "DEBUG" else "WARNING")
+        if not any(isinstance(f, OneLine) for f in logger.filters):
+            logger.addFilter(OneLine())
 
 
 def run(queue: str, redis_url: str, role: str, log_level: str) -> int:
-    """Work on `queue` until SIGTERM/SIGINT. A worker that lost Redis in the middle of a job
-    quits (rq's choice); we start a fresh one instead of dying with it."""
+    """Work on `queue` until SIGTERM/SIGINT, with rq's scheduler (Retry intervals, jobs
+    enqueued for later) in a child process. A worker that lost Redis in the middle of a
+    job quits (rq's choice); we start a fresh one instead of dying with it."""
     quiet_rq(log_level)
+    scheduler = start_child(f"{role}-scheduler", lambda: _schedule(queue, redis_url, role))
+    try:
+        return _work(queue, redis_url, role)
+    finally:
+        stop_child(scheduler)
+
+
+def _work(queue: str, redis_url: str, role: str) -> int:
     while True:
         current: ServiceWorker | None = None
         try:
             current = ServiceWorker([queue], connection=redis.Redis.from_url(redis_url),
                                     name=f"{role}-{uuid.uuid4().hex[:8]}",
-                                    worker_ttl=WORKER_TTL,
-                                    maintenance_interval=MAINTENANCE_INTERVAL,
-                                    log_job_description=False)
+                                    worker_ttl=WORKER_TTL, log_job_description=False)
             log.info("event=worker_start role=%s queue=%s", role, queue)
-            current.work(with_scheduler=True, logging_level=logging.getLogger("rq.worker").level)
+            current.work(logging_level=logging.getLogger("rq.worker").level)
         except StopRequested:
             return 0
         except redis.RedisError as error:
@@ -60,7 +94,66 @@ def run(queue: str, redis_url: str, role: str, log_level: str) -> int:
         if current is not None and current.stopping:
             return 0
         log.warning("event=worker_restart role=%s", role)
-        try:
-            time.sleep(RESTART_DELAY)
-        except StopRequested:
+        if _rest():
             return 0
+
+
+def _schedule(queue: str, redis_url: str, role: str) -> None:
+    """rq's scheduler for `queue` (one of all running schedulers holds the queue's lock)."""
+    RQScheduler([queue], connection=redis.Redis.from_url(redis_url), interval=SCHEDULER_INTERVAL,
+                name=f"{role}-{uuid.uuid4().hex[:8]}",
+                logging_level=logging.getLogger("rq.scheduler").level).work()
+
+
+def start_child(name: str, loop: Callable[[], None]) -> BaseProcess:
+    """Fork a process that runs `loop` (an rq loop owning its signals) until it returns,
+    starting it again after a Redis error, and dying with us."""
+    child = multiprocessing.get_context("fork").Process(
+        target=_supervise, args=(name, loop), name=name, daemon=False)
+    child.start()
+    return child
+
+
+def stop_child(child: BaseProcess, timeout: float = 5) -> None:
+    child.terminate()
+    child.join(timeout)
+    if child.is_alive():
+        child.kill()
+        child.join(timeout)
+
+
+def _supervise(name: str, loop: Callable[[], None]) -> None:
+    _die_with_parent()
+    while True:
+        try:
+            loop()
+            return
+        except StopRequested:
+            return
+        except redis.RedisError as error:
+            log.warning("event=redis_down role=%s error=%s", name, type(error).__name__)
+        if _rest():
+            return
+
+
+def _rest() -> bool:
+    """Sleep before a restart; True when SIGTERM/SIGINT came meanwhile (time to stop)."""
+    def stop(_signum: int, _frame: Any) -> None:
+        raise StopRequested
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        time.sleep(RESTART_DELAY)
+    except StopRequested:
+        return True
+    return False
+
+
+def _die_with_parent() -> None:
+    """Linux: receive SIGTERM when the parent dies, even by SIGKILL."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(0)

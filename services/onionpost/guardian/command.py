@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
-import multiprocessing
-import os
-import signal
 import sys
-import time
 import uuid
 
 import redis
 from rq.cron import CronScheduler
-from rq.exceptions import StopRequested
 
 from onionpost import events, maildir, worker
 from onionpost.guardian import jobs, policy, state
@@ -25,7 +19,6 @@ log = logging.getLogger("onionpost.guardian")
 
 EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75
 SWEEP_TIMEOUT = 60
-PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str], settings: Settings) -> int:
@@ -36,9 +29,8 @@ def main(argv: list[str], settings: Settings) -> int:
                     "ONIONPOST_SWEEP_INTERVAL seconds, pauses ingest past a limit, resumes "
                     "it under the resume marks and warns of floods.").parse_args(argv)
     maildir.ensure(settings.maildir)
-    schedule = multiprocessing.get_context("fork").Process(
-        target=run_sweep_schedule, args=(settings,), name="guardian-sweeps")
-    schedule.start()
+    worker.quiet_rq(settings.log_level)
+    sweeps = worker.start_child("guardian-sweeps", lambda: run_sweeps(settings))
     try:
         jobs.install(jobs.Guardian(settings, events.connect(settings.redis_url)))
         log.info("event=start sweep_interval=%d resume_percent=%d", settings.sweep_interval,
@@ -46,43 +38,21 @@ def main(argv: list[str], settings: Settings) -> int:
         return worker.run(events.EVENTS_QUEUE, settings.redis_url, "guardian",
                           settings.log_level)
     finally:
-        schedule.terminate()
-        schedule.join(5)
-        if schedule.is_alive():
-            schedule.kill()
+        worker.stop_child(sweeps)
 
 
-def run_sweep_schedule(settings: Settings) -> None:
+def run_sweeps(settings: Settings) -> None:
     """The sweep, with rq's own CronScheduler: one `sweep` job on `events` at start and
-    every sweep_interval seconds. It keeps its timing in memory, so the sweeps go on after
-    Redis lost its data (the disk count then restores the pause). Runs in a child process,
-    as rq runs its scheduler, since CronScheduler.start() owns its loop and signals."""
-    _die_with_parent()
-    worker.quiet_rq(settings.log_level)
-    while True:
-        cron = CronScheduler(events.connect(settings.redis_url),
-                             name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
-        cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,
-                      job_timeout=SWEEP_TIMEOUT, ttl=settings.sweep_interval, result_ttl=0,
-                      failure_ttl=jobs.FAILURE_TTL)
-        try:
-            cron.start()
-            return
-        except redis.RedisError as error:
-            log.warning("event=redis_down role=sweeps error=%s", type(error).__name__)
-        try:
-            time.sleep(worker.RESTART_DELAY)
-        except StopRequested:
-            return
-
-
-def _die_with_parent() -> None:
-    """Linux: get SIGTERM when the worker process dies, even by SIGKILL."""
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:
-        os._exit(0)
+    every sweep_interval seconds. It keeps its timing in memory, so sweeps go on after
+    Redis lost its data (the count from disk then restores the pause). It runs in a child
+    process, as rq runs its own scheduler, since CronScheduler.start() owns its loop and
+    its signals; after a Redis error the child starts a new one (and sweeps at once)."""
+    cron = CronScheduler(events.connect(settings.redis_url),
+                         name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
+    cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,
+                  job_timeout=SWEEP_TIMEOUT, ttl=settings.sweep_interval, result_ttl=0,
+                  failure_ttl=jobs.FAILURE_TTL)
+    cron.start()
 
 
 def pause(argv: list[str], settings: Settings) -> int:
