@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-
-from onionpost.events import PAUSED_KEY
 from tests.conftest import TEST_DOMAIN
 from tests.support.flood import Flooder
 from tests.support.guardian_rig import ServiceProcess, drain, notices, settle
 from tests.support.net import wait_for
 from tests.support.ntfy_double import NtfyDouble
 from tests.support.servers import IngestProcess
+
+from onionpost.events import PAUSED_KEY
 
 RCPT = f"owner@{TEST_DOMAIN}"
 LIMIT = 100
@@ -49,7 +49,8 @@ def send_one(port: int) -> bool:
 
 def test_flood_is_stopped_at_the_limit_with_one_alert_then_resumes_once(
         start_ingest: Callable[..., IngestProcess],
-        start_service: Callable[..., ServiceProcess], mailbox: Path, ntfy: NtfyDouble, redis_url: str) -> None:
+        start_service: Callable[..., ServiceProcess], mailbox: Path, ntfy: NtfyDouble,
+        redis_url: str) -> None:
     settings = {"max_messages": LIMIT, "notify_new_mail": "off"}
     guardians = [start_service("guardian", **settings) for _ in range(2)]
     start_service("notifier", **settings)

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-
-from onionpost.events import PAUSED_KEY
 from tests.integration.test_guardian_flood import FLOOD_INGEST, LIMIT, RCPT, greeting
 from tests.support.flood import Flooder
 from tests.support.guardian_rig import ServiceProcess, deliver, notices, settle
 from tests.support.net import wait_for
 from tests.support.ntfy_double import NtfyDouble
 from tests.support.servers import IngestProcess, RedisServer
+
+from onionpost.events import PAUSED_KEY
 
 DOWNTIME = 1.5
 
