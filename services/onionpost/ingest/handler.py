@@ -25,6 +25,7 @@ BAD_MAILBOX = "553 5.1.3 Bad recipient address syntax"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 WRITE_FAILED = "452 4.3.1 Insufficient system storage, try again later"
 INTERNAL_ERROR = "451 4.3.0 Local error in processing, try again later"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 MAX_LOCAL_PART = 64
 
 
@@ -66,6 +67,7 @@ class IngestHandler:
         self.max_recipients = max_recipients
         self.directory_sync = maildir.DirectorySync(maildir_path / "new")
         self.writes_in_flight = 0
+        self.shutting_down = False
         self.idle = asyncio.Event()
         self.idle.set()
 
@@ -119,6 +121,8 @@ class IngestHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.shutting_down:
+            return SHUTTING_DOWN
         content = envelope.original_content or b""
         queue_id = maildir.new_queue_id()
         header = self.trace_headers(session, envelope, queue_id)
@@ -133,8 +137,13 @@ class IngestHandler:
         store = asyncio.ensure_future(self._store(
             name, queue_id, size, [header, content], envelope,
             server.circuit_key))  # type: ignore[attr-defined]
-        store.add_done_callback(lambda _: self._end_write())
-        return await asyncio.shield(store)
+        try:
+            return await asyncio.shield(store)
+        finally:
+            if store.done():  # end now, so that the reply is sent before a shutdown closes
+                self._end_write()
+            else:
+                store.add_done_callback(lambda _: self._end_write())
 
     async def _store(self, name: str, queue_id: str, size: int, parts: list[bytes],
                      envelope: Envelope, circuit_key: int) -> str:

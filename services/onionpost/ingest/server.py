@@ -19,13 +19,18 @@ from aiosmtpd.smtp import SMTP, syntax
 from onionpost import maildir
 from onionpost.events import PAUSED_KEY, EventPublisher
 from onionpost.ingest import replies, tls
-from onionpost.ingest.handler import PAUSED, IngestHandler, PauseState, now_ms
+from onionpost.ingest.handler import (
+    PAUSED,
+    SHUTTING_DOWN,
+    IngestHandler,
+    PauseState,
+    now_ms,
+)
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
 from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.ingest")
 
-SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 TIMED_OUT = "421 4.4.2 Timeout, closing connection"
 NO_TLS = "502 5.5.1 STARTTLS is not offered here"
 PAUSE_POLL_SECONDS = 0.25
@@ -134,7 +139,8 @@ class Ingest:
         log.info("event=listening pid=%d", os.getpid())
         await stop.wait()
         server.close()  # stop accepting; sessions in progress stay for the moment
-        await self.handler.idle.wait()  # writes in flight finish and are answered
+        self.handler.shutting_down = True  # no new write starts...
+        await self.handler.idle.wait()  # ...and those in flight finish and are answered
         for session in list(self.sessions):
             if session.transport is not None:
                 session.transport.write(SHUTTING_DOWN.encode() + b"\r\n")
