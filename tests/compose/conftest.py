@@ -1,0 +1,29 @@
+"""Fixtures for tests/compose: a Docker engine (started if needed) and one stack project."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from tests.compose.stack import DockerEngine, Stack
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
+    engine = DockerEngine(tmp_path_factory.mktemp("docker"))
+    try:
+        yield engine.ensure()
+    finally:
+        engine.close()
+
+
+@pytest.fixture(scope="module")
+def stack(docker_engine: DockerEngine) -> Iterator[Stack]:
+    """The whole stack, up and healthy; everything the project created is removed after."""
+    stack = Stack()
+    try:
+        stack.build()
+        stack.up()
+        yield stack
+    finally:
+        stack.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)

