@@ -17,7 +17,7 @@ ntfy rejects (checked against ntfy's server/server.go and server/errors.go):
 
 For tests only (not ntfy's API), under `/_double/`:
 - `GET /_double/messages`: every published message (all topics), as a JSON list;
-- `GET /_double/requests`: every request received, with its headers and raw body;
+- `GET /_double/requests`: every request received: headers, raw body, client port;
 - `POST /_double/fail` {"status": 503, "count": 2}: the next publishes get that status;
 - `POST /_double/reset`: forget everything.
 
@@ -217,6 +217,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _record(self, body: bytes, status: int) -> None:
         entry = {"method": self.command, "path": self.path, "status": status,
+                 "client_port": self.client_address[1],
                  "headers": [[name, value] for name, value in self.headers.items()],
                  "body": body.decode("utf-8", "replace")}
         with self.server.recorder.lock:
@@ -246,8 +247,8 @@ class NtfyDouble:
                  users: dict[str, str] | None = None) -> None:
         self.recorder = Recorder(set(tokens), dict(users or {}))
         self.server = DoubleServer((host, port), self.recorder)
-        self.thread = threading.Thread(target=self.server.serve_forever, name="ntfy-double",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       name="ntfy-double", daemon=True)
 
     @property
     def url(self) -> str:
