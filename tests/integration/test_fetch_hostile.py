@@ -1,0 +1,72 @@
+"""A server that lies (garbage, names with "..", a wrong size or hash): fetch stops with a
+clear error, writes nothing outside the local Maildir and asks for no delete."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support import hostile_serve
+from tests.support.fetch_rig import FetchRig
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[FetchRig]:
+    with FetchRig(tmp_path) as started:
+        started.mode_file = tmp_path / "mode"
+        started.request_log = tmp_path / "requests.log"
+        started.request_log.touch()
+        public = started.key.with_suffix(".pub").read_text().strip()
+        command = (f"{sys.executable} {hostile_serve.__file__} {started.mode_file} "
+                   f"{started.remote} {started.request_log}")
+        started.sshd.authorized_keys.write_text(f'command="{command}",restrict {public}\n')
+        yield started
+
+
+def _all_files(root: Path) -> set[Path]:
+    return {Path(folder) / name for folder, _, names in os.walk(root) for name in names}
+
+
+@pytest.mark.parametrize(("mode", "says"), [
+    ("garbage", "garbage from the other side"),
+    ("dotdot-list", "unsafe message name 'new/../../escaped'"),
+    ("dotdot-data", "asked for new/"),
+    ("other-name", "asked for new/"),
+    ("size", "bytes, sent as"),
+    ("hash", "the server announced"),
+])
+def test_a_lying_server_gets_nothing_deleted(rig: FetchRig, mode: str, says: str) -> None:
+    rig.mode_file.write_text(mode)
+    rig.deliver(5)
+    server_before = rig.remote_names()
+    elsewhere = _all_files(rig.directory) - _all_files(rig.local)
+
+    result = rig.fetch()
+
+    assert result.returncode == 76, result.stderr
+    assert result.stderr.startswith("onionpost fetch: protocol error, stopped: ")
+    assert says in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert rig.remote_names() == server_before
+    assert b"DEL" not in rig.request_log.read_bytes()
+    changed = (_all_files(rig.directory) - _all_files(rig.local)) - elsewhere
+    assert {path.name for path in changed} <= {"sshd.log"}, changed
+    assert not (rig.directory / "escaped").exists()
+    assert rig.local_files() == []
+    assert os.listdir(rig.local / "tmp") == []
+
+
+def test_a_short_message_is_a_lost_connection(rig: FetchRig) -> None:
+    rig.mode_file.write_text("short")
+    rig.deliver(2)
+
+    result = rig.fetch()
+
+    assert result.returncode in (75, 76), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert len(rig.remote_names()) == 2
+    assert b"DEL" not in rig.request_log.read_bytes()
+    assert rig.local_files() == []

@@ -1,0 +1,71 @@
+"""A lying fetch server, for tests: run by sshd as another key's forced command.
+
+    python hostile_serve.py MODE_FILE MAILDIR REQUEST_LOG
+
+It greets like fetch-serve and lists the real Maildir, then lies as MODE_FILE says. Every
+request it gets is appended to REQUEST_LOG, and a DEL really deletes: a test can check
+both that no delete was asked for and that none happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+MODES = ("garbage", "dotdot-list", "dotdot-data", "other-name", "size", "hash", "short")
+
+
+def main() -> None:
+    mode = Path(sys.argv[1]).read_text().strip()
+    maildir, log = Path(sys.argv[2]), Path(sys.argv[3])
+    out = sys.stdout.buffer
+    out.write(b"ONIONPOST-FETCH 1\n")
+    out.flush()
+    names = sorted(f"new/{name}" for name in os.listdir(maildir / "new"))
+    for line in sys.stdin.buffer:
+        with log.open("ab") as handle:
+            handle.write(line)
+        verb, *args = line.decode().split()
+        if verb == "LIST":
+            if mode == "garbage":
+                out.write(b"\x00\xffgarbage\xfe\n")
+            listed = [*names, "new/../../escaped"] if mode == "dotdot-list" else names
+            for name in listed:
+                out.write(f"{name} {_size(maildir, name)}\n".encode())
+            out.write(f"END {len(listed)} 0\n".encode())
+        elif verb == "GET":
+            _send(out, maildir, args[0], mode, names)
+        elif verb == "DEL":
+            (maildir / args[0]).unlink()
+            out.write(f"DELETED {args[0]}\n".encode())
+        elif verb == "QUIT":
+            out.write(b"BYE\n")
+        out.flush()
+        if verb == "QUIT":
+            return
+
+
+def _size(maildir: Path, name: str) -> int:
+    path = maildir / name
+    return path.stat().st_size if path.exists() else 10
+
+
+def _send(out: object, maildir: Path, name: str, mode: str, names: list[str]) -> None:
+    body = (maildir / name).read_bytes()
+    digest = hashlib.sha256(body).hexdigest()
+    sent_name = {"dotdot-data": "new/../../escaped",
+                 "other-name": names[-1] if names[-1] != name else names[0]}.get(mode, name)
+    size = len(body) + 7 if mode == "size" else len(body)
+    if mode == "hash":
+        digest = hashlib.sha256(body + b"x").hexdigest()
+    if mode == "short":
+        body = body[: len(body) // 2]
+        size = len(body) * 2
+    out.write(f"DATA {sent_name} {size}\n".encode() + body)  # type: ignore[attr-defined]
+    out.write(digest.encode() + b"\n")  # type: ignore[attr-defined]
+
+
+if __name__ == "__main__":
+    main()
