@@ -47,12 +47,13 @@ def test_neomutt_reads_the_sending_settings(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     values = ask_neomutt(config(tmp_path, capsys), "sendmail", "from", "hostname", "folder",
                          "spool_file", "record", "postponed", "trash", "mbox_type",
-                         "user_agent")
+                         "user_agent", "real_name")
     assert values["sendmail"] == "onionpost-sendmail -oi"
     assert values["from"] == f"anon@{OURS}"
     assert values["hostname"] == OURS
     assert values["mbox_type"].lower() == "maildir"
     assert values["user_agent"] == "no"
+    assert values["real_name"] == "anon"  # else neomutt takes the login's name from passwd
     folder = str(tmp_path / "mail")
     for name, box in [("spool_file", "inbox"), ("record", "sent"), ("postponed", "drafts"),
                       ("trash", "trash")]:

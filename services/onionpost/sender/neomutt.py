@@ -74,6 +74,8 @@ set sendmail = "onionpost-sendmail -oi"
 set sendmail_wait = 0
 set use_envelope_from = no
 set from = {_quote(own_address)}
+# Without a name here neomutt puts the login's full name from /etc/passwd into From.
+set realname = {_quote(own_address.rpartition("@")[0])}
 set hostname = {_quote(domain)}
 set user_agent = no
 
