@@ -1,0 +1,113 @@
+"""Client and server of the fetch protocol talking over pipes in this process (no ssh):
+the whole loop, including a run that finishes what a killed one left."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from onionpost import maildir
+from onionpost.fetch.client import Fetcher, Options, Session
+from onionpost.fetch.inbox import LocalMaildir
+from onionpost.fetch.progress import Outcome
+from onionpost.fetch.serve import Server, list_maildir
+
+
+@contextmanager
+def connected(server_maildir: Path) -> Iterator[Session]:
+    to_server_r, to_server_w = os.pipe()
+    to_client_r, to_client_w = os.pipe()
+    replies = os.fdopen(to_client_w, "wb")
+    server = Server(server_maildir, to_server_r, replies)
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    client_in, client_out = os.fdopen(to_client_r, "rb"), os.fdopen(to_server_w, "wb")
+    try:
+        yield Session(client_in, client_out)
+    finally:
+        client_out.close()
+        thread.join(10)
+        replies.close()
+        client_in.close()
+        os.close(to_server_r)
+
+
+def _run(server_dir: Path, local: LocalMaildir, **options: object) -> Outcome:
+    with connected(server_dir) as session:
+        return Fetcher(session, local, Options(**options)).run()  # type: ignore[arg-type]
+
+
+def _messages(directory: Path, count: int) -> dict[str, bytes]:
+    maildir.ensure(directory)
+    sent = {}
+    for n in range(count):
+        body = os.urandom(100 + n)
+        name = maildir.file_name(maildir.new_queue_id(), len(body))
+        (directory / "new" / name).write_bytes(body)
+        sent[name] = body
+    return sent
+
+
+def _local(local: LocalMaildir) -> dict[str, bytes]:
+    return {path.name.partition(":")[0]: path.read_bytes()
+            for path in local.present().values()}
+
+
+def test_fetch_moves_everything(tmp_path: Path) -> None:
+    sent = _messages(tmp_path / "server", 150)
+    local = LocalMaildir(tmp_path / "local")
+    local.create()
+
+    outcome = _run(tmp_path / "server", local)
+
+    assert (outcome.fetched, outcome.removed) == (150, 0)
+    assert _local(local) == sent
+    assert list_maildir(tmp_path / "server") == ([], 0)
+
+
+def test_a_message_here_but_still_there_is_only_deleted(tmp_path: Path) -> None:
+    """What a run killed between our rename and the server's delete leaves behind."""
+    sent = _messages(tmp_path / "server", 3)
+    local = LocalMaildir(tmp_path / "local")
+    local.create()
+    name = sorted(sent)[1]
+    (local.root / "cur" / f"{name}:2,S").write_bytes(sent[name])  # and the owner read it
+
+    outcome = _run(tmp_path / "server", local)
+
+    assert (outcome.fetched, outcome.removed) == (2, 1)
+    assert _local(local) == sent
+    assert list_maildir(tmp_path / "server") == ([], 0)
+
+
+def test_a_different_copy_here_stops_the_run_and_deletes_nothing(tmp_path: Path) -> None:
+    sent = _messages(tmp_path / "server", 2)
+    local = LocalMaildir(tmp_path / "local")
+    local.create()
+    name = sorted(sent)[0]
+    (local.root / "new" / name).write_bytes(b"not the same message")
+
+    try:
+        _run(tmp_path / "server", local)
+    except Exception as error:
+        assert "differs" in str(error)
+    else:
+        raise AssertionError("expected a mismatch")
+    assert len(list_maildir(tmp_path / "server")[0]) == 2
+
+
+def test_skipped_names_stay_on_the_server(tmp_path: Path) -> None:
+    _messages(tmp_path / "server", 1)
+    (tmp_path / "server" / "new" / "weird name with spaces").write_bytes(b"x")
+    os.symlink("/etc/passwd", tmp_path / "server" / "new" / "1700.M1R1.link")
+    local = LocalMaildir(tmp_path / "local")
+    local.create()
+
+    outcome = _run(tmp_path / "server", local)
+
+    assert outcome.fetched == 1
+    assert sorted(os.listdir(tmp_path / "server" / "new")) == [
+        "1700.M1R1.link", "weird name with spaces"]
