@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from onionpost import maildir
 from onionpost.fetch.client import Fetcher, Options, Session
-from onionpost.fetch.inbox import LocalMaildir
+from onionpost.fetch.inbox import LocalMaildir, MismatchError
 from onionpost.fetch.progress import Outcome
 from onionpost.fetch.serve import Server, list_maildir
 
@@ -90,12 +92,8 @@ def test_a_different_copy_here_stops_the_run_and_deletes_nothing(tmp_path: Path)
     name = sorted(sent)[0]
     (local.root / "new" / name).write_bytes(b"not the same message")
 
-    try:
+    with pytest.raises(MismatchError, match="differs from ours"):
         _run(tmp_path / "server", local)
-    except Exception as error:
-        assert "differs" in str(error)
-    else:
-        raise AssertionError("expected a mismatch")
     assert len(list_maildir(tmp_path / "server")[0]) == 2
 
 
