@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.registry import StartedJobRegistry
 
 from onionpost import maildir
@@ -136,17 +136,21 @@ def notices(double: NtfyDouble, kind_title: str | None = None) -> list[dict[str,
 
 
 def settle(redis_url: str, rounds: int = 2, pause: float = 1.5) -> None:
-    """Wait until no job is queued or running on events and notify, `rounds` times in a
-    row `pause` seconds apart: whatever was going to be sent has been sent."""
+    """Wait until no job is queued or running on events and notify (when some worker
+    serves it), `rounds` times in a row `pause` seconds apart: whatever was going to be
+    done or sent has been."""
     client = redis.Redis.from_url(redis_url)
     quiet = 0
 
+    def busy(name: str) -> bool:
+        queue = Queue(name, connection=client)
+        return bool(Worker.count(queue=queue) and
+                    (len(queue) or StartedJobRegistry(name, connection=client).count))
+
     def idle() -> bool:
         nonlocal quiet
-        busy = any(len(Queue(name, connection=client)) or
-                   StartedJobRegistry(name, connection=client).count
-                   for name in (EVENTS_QUEUE, NOTIFY_QUEUE))
-        quiet = 0 if busy else quiet + 1
+        busy_now = busy(EVENTS_QUEUE) or busy(NOTIFY_QUEUE)
+        quiet = 0 if busy_now else quiet + 1
         if quiet < rounds:
             time.sleep(pause)
             return False
