@@ -97,7 +97,7 @@ def plan(usage: Usage, pause: Pause | None, flooding: bool, recent: int, limits:
     if pause is None:
         reason = limit_reached(usage, limits)
         if reason:
-            new = Pause(reason, GUARDIAN, now)
+            new = Pause(reason, GUARDIAN, round(now, 3))
             return Plan(pause=new, notices=[notices.paused(f"paused-{new.id}", usage, limits)])
         if recent >= rule.messages:
             if flooding:
