@@ -20,3 +20,5 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     # aiosmtpd logs peers and envelope addresses at INFO: keep only its errors.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
+    # ... and warns, not in key=value form, about each malformed PROXY header.
+    logging.getLogger("mail.debug").setLevel(logging.ERROR)

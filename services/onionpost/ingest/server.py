@@ -10,6 +10,7 @@ import secrets
 import signal
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,14 @@ class IngestSMTP(SMTP):
         await super().smtp_STARTTLS(arg)
 
     def _timeout_cb(self) -> None:
-        if self.transport is not None:
-            self.transport.write(TIMED_OUT.encode() + b"\r\n")
+        self.tell(TIMED_OUT)
         super()._timeout_cb()
+
+    def tell(self, reply: str) -> None:
+        """A last word, unless the transport is already closing (a TLS one may be half
+        gone: writing to it would raise)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply.encode() + b"\r\n")
 
 
 class Ingest:
@@ -133,6 +139,7 @@ class Ingest:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        loop.set_default_executor(ThreadPoolExecutor(int(os.environ.get("XT","6")), "ingest-io"))  # XXX
         self.publisher.start()
         tasks = [loop.create_task(self._poll_pause()), loop.create_task(self._rescan())]
         server = await loop.create_server(self.protocol, sock=sock)
@@ -142,8 +149,8 @@ class Ingest:
         self.handler.shutting_down = True  # no new write starts...
         await self.handler.idle.wait()  # ...and those in flight finish and are answered
         for session in list(self.sessions):
+            session.tell(SHUTTING_DOWN)
             if session.transport is not None:
-                session.transport.write(SHUTTING_DOWN.encode() + b"\r\n")
                 session.transport.close()
         for task in tasks:
             task.cancel()
