@@ -10,7 +10,6 @@ import secrets
 import signal
 import socket
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +138,6 @@ class Ingest:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        loop.set_default_executor(ThreadPoolExecutor(int(os.environ.get("XT","6")), "ingest-io"))  # XXX
         self.publisher.start()
         tasks = [loop.create_task(self._poll_pause()), loop.create_task(self._rescan())]
         server = await loop.create_server(self.protocol, sock=sock)
