@@ -32,11 +32,18 @@ class Flooder:
     """`sessions` threads, each sending its share of `total` messages (or sending until
     `until`, a monotonic deadline), reconnecting after the server closes on them."""
 
-    def __init__(self, port: int, recipient: str, sessions: int = 20) -> None:
+    def __init__(self, port: int, recipient: str, sessions: int = 20,
+                 retry_pause: float = RETRY_PAUSE) -> None:
         self.port = port
         self.recipient = recipient
         self.sessions = sessions
+        self.retry_pause = retry_pause
         self.result = FloodResult()
+        self.stopped = threading.Event()
+
+    def stop(self) -> None:
+        """Make every session end after its current transaction."""
+        self.stopped.set()
 
     def run(self, total: int | None = None, until: float | None = None) -> FloodResult:
         threads = [threading.Thread(target=self._session, args=(n, total, until), daemon=True)
@@ -51,7 +58,8 @@ class Flooder:
         share = None if total is None else total // self.sessions + (number < total % self.sessions)
         client: smtplib.SMTP | None = None
         sent = 0
-        while (share is None or sent < share) and (until is None or time.monotonic() < until):
+        while ((share is None or sent < share) and (until is None or time.monotonic() < until)
+               and not self.stopped.is_set()):
             sent += 1
             if client is None:
                 client = self._connect()
@@ -74,7 +82,7 @@ class Flooder:
         except (smtplib.SMTPException, OSError):
             with self.result.lock:
                 self.result.refused[0] += 1
-        time.sleep(RETRY_PAUSE)
+        time.sleep(self.retry_pause)
         return None
 
     def _send(self, client: smtplib.SMTP, tag: str) -> bool:
@@ -104,7 +112,7 @@ class Flooder:
             client.rset()
         except (smtplib.SMTPException, OSError):
             return False
-        time.sleep(RETRY_PAUSE)
+        time.sleep(self.retry_pause)
         return True
 
     @staticmethod
