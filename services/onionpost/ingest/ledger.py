@@ -179,6 +179,12 @@ class Ledger:
         elapsed = max(0, now_ms - self._cells[slot + LAST_MS])
         # capacity tokens per 60 000 ms, in thousandths of a token
         gained = elapsed * capacity // 60_000
-        if gained:
-            self._cells[slot + TOKENS] = min(capacity, self._cells[slot + TOKENS] + gained)
-            self._cells[slot + LAST_MS] = now_ms
+        if not gained:
+            return
+        tokens = min(capacity, self._cells[slot + TOKENS] + gained)
+        self._cells[slot + TOKENS] = tokens
+        # Carry the time not yet turned into tokens over (rounding must not starve a
+        # circuit that asks often); a full bucket saves nothing up.
+        self._cells[slot + LAST_MS] = (
+            now_ms if tokens == capacity
+            else self._cells[slot + LAST_MS] + gained * 60_000 // capacity)
