@@ -7,6 +7,7 @@ import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from tests.integration.conftest import RCPT
 from tests.support.net import free_port, wait_for
 from tests.support.servers import IngestProcess
@@ -32,9 +33,10 @@ def send_concurrently(port: int, count: int) -> list[tuple[int, bytes]]:
         return list(pool.map(lambda _: send_one(port), range(count)))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_many_concurrent_sessions_never_store_past_max_messages(
-        start_ingest: Callable[..., IngestProcess]) -> None:
-    ingest = start_ingest(max_messages=10, **OPEN_LIMITS)
+        start_ingest: Callable[..., IngestProcess], workers: int) -> None:
+    ingest = start_ingest(max_messages=10, ingest_workers=workers, **OPEN_LIMITS)
     replies = send_concurrently(ingest.port, 40)
     accepted = [reply for reply in replies if reply[0] == 250]
     refused = [reply for reply in replies if reply[0] != 250]

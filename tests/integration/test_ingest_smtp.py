@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import smtplib
 import socket
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -158,3 +159,16 @@ def test_mail_survives_in_new_with_nothing_left_in_tmp(ingest: IngestProcess) ->
     assert len(ingest.messages()) == 5
     assert list((maildir / "tmp").iterdir()) == []
     assert list((maildir / "cur").iterdir()) == []
+
+
+def test_domain_comes_from_tors_hostname_file_and_stays(
+        start_ingest: Callable[..., IngestProcess], tmp_path: Path) -> None:
+    hostname_file = tmp_path / "hs" / "hostname"
+    hostname_file.parent.mkdir()
+    hostname_file.write_text(TEST_DOMAIN + "\n")
+    for _ in range(2):  # and again after a restart
+        ingest = start_ingest(domain="", onion_hostname_file=hostname_file)
+        with RawSMTP(ingest.port) as client:
+            assert client.greeting().text.split()[0] == TEST_DOMAIN
+            assert client.command("EHLO client.example").text.splitlines()[0] == TEST_DOMAIN
+        assert ingest.stop() == 0
