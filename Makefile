@@ -38,3 +38,16 @@ bench: system-deps install
 
 clean:
 	rm -rf $(VENV) .pytest_cache mail
+
+# The stack in containers (docs/deploy.md): compose.yaml, configured by .env.
+COMPOSE ?= docker compose
+.PHONY: up down address status
+up:
+	$(COMPOSE) up -d --build --wait
+down:
+	$(COMPOSE) down
+address:
+	@$(COMPOSE) run --rm --no-deps cli address
+status:
+	$(COMPOSE) ps
+	@$(COMPOSE) run --rm --no-deps cli status
