@@ -33,9 +33,10 @@ def test_delivery_keeps_the_server_name(inbox: LocalMaildir) -> None:
         delivery = inbox.start(Entry(name, len(BODY)))
         delivery.write(BODY[:5])
         delivery.write(BODY[5:])
-        assert delivery.finish(DIGEST) == Fingerprint(len(BODY), DIGEST)
+        assert delivery.verify(DIGEST) == Fingerprint(len(BODY), DIGEST)
+        assert not (inbox.root / name).exists()  # not before it is durable
+        inbox.commit([delivery])
         assert (inbox.root / name).read_bytes() == BODY
-    inbox.sync()
     assert list((inbox.root / "tmp").iterdir()) == []
     assert set(inbox.present()) == {"1700.M1R1.onionpost,S=22", "1700.M1R2.onionpost,S=22"}
 
@@ -45,7 +46,7 @@ def test_a_mismatch_publishes_nothing(inbox: LocalMaildir, size: int, digest: st
     delivery = inbox.start(Entry("new/1700.M1R1.x", size))
     delivery.write(BODY)
     with pytest.raises(MismatchError):
-        delivery.finish(digest)
+        delivery.verify(digest)
     assert inbox.present() == {}
     assert list((inbox.root / "tmp").iterdir()) == []
 

@@ -22,6 +22,7 @@ from typing import BinaryIO
 from onionpost.fetch import protocol
 from onionpost.fetch.inbox import (
     BusyError,
+    Delivery,
     FetchRecord,
     Fingerprint,
     LocalMaildir,
@@ -172,21 +173,30 @@ class Fetcher:
         self.outcome.removed = len(plan.confirm)
 
     def _transfer(self, plan: Plan) -> None:
+        """Two batches in flight: while we fsync batch k the server already streams batch
+        k+1 and unlinks batch k-1. Requests and replies stay in order on the stream:
+        R0 R1 D0 R2 D1 R3 ... (Rk: the GET/SUMs of batch k, Dk: its DELs)."""
         progress = ProgressBar(self._progress_stream or sys.stdout, len(plan.fetch),
                                plan.fetch_bytes)  # type: ignore[arg-type]
-        to_delete: list[Entry] = []
+        work = batches(requests(plan), BATCH_COUNT, BATCH_BYTES)
+        in_flight: list[Entry] = []  # DELs sent, replies not read yet
         try:
-            for batch in batches(requests(plan), BATCH_COUNT, BATCH_BYTES):
-                self.session.send(self._deletes(to_delete) + [
-                    protocol.request(verb, entry.name) for verb, entry in batch])
-                self._read_deleted(to_delete)
-                to_delete = self._receive(batch, progress)
-            self.session.send(self._deletes(to_delete))
-            self._read_deleted(to_delete)
+            self.session.send(self._asks(work[:2]))
+            for index, batch in enumerate(work):
+                safe = self._receive(batch, progress)
+                self._read_deleted(in_flight)
+                in_flight = [] if self.options.keep else safe
+                self.session.send(self._deletes(in_flight) + self._asks(work[index + 2:][:1]))
+            self._read_deleted(in_flight)
         finally:
             progress.close()
 
-    def _deletes(self, entries: list[Entry]) -> list[bytes]:
+    @staticmethod
+    def _asks(some: list[list[Request]]) -> list[bytes]:
+        return [protocol.request(verb, entry.name) for batch in some for verb, entry in batch]
+
+    @staticmethod
+    def _deletes(entries: list[Entry]) -> list[bytes]:
         return [protocol.request("DEL", entry.name, entry.size) for entry in entries]
 
     def _read_deleted(self, entries: list[Entry]) -> None:
@@ -197,39 +207,46 @@ class Fetcher:
                 self.outcome.gone += 1
 
     def _receive(self, batch: list[Request], progress: ProgressBar) -> list[Entry]:
-        """Answers to one batch; returns what is now safely here and may be deleted."""
+        """Answers to one batch, made durable; returns what the server may now delete."""
         safe: list[Entry] = []
+        deliveries: list[Delivery] = []
         fetched: dict[str, Fingerprint] = {}
-        for verb, entry in batch:
-            if verb == "GET":
-                fingerprint = self._fetch_one(entry)
-                if fingerprint is None:
+        try:
+            for verb, entry in batch:
+                if verb == "GET":
+                    delivery = self._fetch_one(entry)
+                    if delivery is None:
+                        continue
+                    deliveries.append(delivery)
+                    fetched[entry.unique] = Fingerprint(entry.size, delivery.digest)
+                    progress.advance(entry.size)
+                elif not self._confirm_one(entry):
                     continue
-                fetched[entry.unique] = fingerprint
-                progress.advance(entry.size)
-            elif not self._confirm_one(entry):
-                continue
-            safe.append(entry)
-        self.inbox.sync()
+                safe.append(entry)
+        except BaseException:
+            for delivery in deliveries:
+                delivery.abort()
+            raise
+        self.inbox.commit(deliveries)
         self.record.append(fetched)
         self._fetched_now.update(fetched)
-        return [] if self.options.keep else safe
+        self.outcome.fetched += len(deliveries)
+        self.outcome.fetched_bytes += sum(d.entry.size for d in deliveries)
+        return safe
 
-    def _fetch_one(self, entry: Entry) -> Fingerprint | None:
+    def _fetch_one(self, entry: Entry) -> Delivery | None:
+        """Receive one message into tmp/ and verify it (not yet durable)."""
         size = protocol.parse_data_header(self.session.words(), entry)
         if size is None:
             self.outcome.gone += 1
             return None
         delivery = self.inbox.start(entry)
         try:
-            digest = self.session.body_into(delivery, size)
+            delivery.verify(self.session.body_into(delivery, size))
         except BaseException:
             delivery.abort()
             raise
-        fingerprint = delivery.finish(digest)
-        self.outcome.fetched += 1
-        self.outcome.fetched_bytes += size
-        return fingerprint
+        return delivery
 
     def _confirm_one(self, entry: Entry) -> bool:
         """The server still has a message we have: true if its copy is the same as ours."""

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from onionpost.maildir import fsync_dir
 LOCK_NAME = ".onionpost-fetch.lock"
 RECORD_NAME = ".onionpost-fetched"
 TMP_SUFFIX = ".onionpost-fetch"
+FSYNC_THREADS = 16
 
 
 class BusyError(Exception):
@@ -93,6 +95,22 @@ class LocalMaildir:
         check_name(entry.name)  # the name decides the path: checked here too, whoever called
         return Delivery(self, entry)
 
+    def commit(self, deliveries: list[Delivery]) -> None:
+        """fsync every verified file (in parallel: the filesystem merges concurrent fsyncs
+        into fewer journal commits), rename each into place, then fsync the directories.
+        Only after this may the server delete them."""
+        try:
+            if deliveries:
+                with ThreadPoolExecutor(max_workers=min(FSYNC_THREADS, len(deliveries))) as pool:
+                    list(pool.map(Delivery.make_durable, deliveries))
+            for delivery in deliveries:
+                delivery.publish()
+        except BaseException:
+            for delivery in deliveries:
+                delivery.abort()
+            raise
+        self.sync()
+
     def published(self, entry: Entry) -> None:
         self._dirty.add(entry.name.partition("/")[0])
 
@@ -104,7 +122,7 @@ class LocalMaildir:
 
 
 class Delivery:
-    """One message on its way: tmp/ -> write -> fsync -> verify -> rename into new/ or cur/."""
+    """One message on its way: tmp/ -> write -> verify -> fsync -> rename into new/ or cur/."""
 
     def __init__(self, maildir: LocalMaildir, entry: Entry) -> None:
         self._maildir = maildir
@@ -122,20 +140,28 @@ class Delivery:
         self._size += len(chunk)
         self._file.write(chunk)
 
-    def finish(self, claimed_digest: str) -> Fingerprint:
-        """Verify against the server's size and hash, make the file durable and publish it."""
-        got = Fingerprint(self._size, self._digest.hexdigest())
+    @property
+    def digest(self) -> str:
+        return self._digest.hexdigest()
+
+    def verify(self, claimed_digest: str) -> Fingerprint:
+        """Compare with the server's size and hash; a mismatch removes the file."""
+        got = Fingerprint(self._size, self.digest)
         if got != Fingerprint(self.entry.size, claimed_digest):
             self.abort()
             raise MismatchError(f"{self.entry.name}: received {got.size} bytes with sha256 "
-                           f"{got.digest[:12]}…, the server announced {self.entry.size} "
-                           f"bytes with {claimed_digest[:12]}…")
+                                f"{got.digest[:12]}…, the server announced {self.entry.size} "
+                                f"bytes with {claimed_digest[:12]}…")
         self._file.flush()
+        return got
+
+    def make_durable(self) -> None:
         os.fsync(self._file.fileno())
         self._file.close()
+
+    def publish(self) -> None:
         os.rename(self._tmp, self._target)
         self._maildir.published(self.entry)
-        return got
 
     def abort(self) -> None:
         self._file.close()
