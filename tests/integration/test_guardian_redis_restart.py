@@ -56,6 +56,7 @@ def test_redis_restart_during_a_flood_loses_no_mail_and_the_pause_follows(
     assert "event=redis_down" in ingest.logs()
     wait_for(lambda: paused_by_guardian(redis_url), what="the guardian to pause again")
     wait_for(lambda: greeting(ingest.port) == 421, what="ingest to refuse at the greeting")
+    wait_for(lambda: notices(ntfy, "Mailbox full"), what="the alert")
     settle(redis_url)
     assert len(notices(ntfy, "Mailbox full")) == 1  # the pause came after the restart
     assert guardian.alive() and notifier.alive()

@@ -140,7 +140,7 @@ def test_a_flood_under_the_limits_warns_once_per_episode(
 def test_new_mail_is_one_notice_per_burst_without_mail_text(
         start_ingest: Callable[..., IngestProcess], start_service: Callable[..., ServiceProcess],
         mailbox: Path, ntfy: NtfyDouble, redis_url: str) -> None:
-    start_service("guardian", new_mail_coalesce_seconds=2)
+    start_service("guardian", new_mail_coalesce_seconds=3)
     start_service("notifier")
     ingest = start_ingest(maildir=mailbox, tls="off", circuit_messages_per_minute=100)
     with smtplib.SMTP("127.0.0.1", ingest.port, timeout=15) as client:
