@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import socket
 import sys
 import threading
 import time
@@ -102,8 +103,9 @@ def connect(settings: Settings) -> Controller:
     """An authenticated controller: cookie file from the settings, else the one tor names."""
     host, port = Settings.hostport(settings.tor_control)
     try:
-        controller = Controller.from_port(host, port)
-    except stem.SocketError as error:
+        # stem takes an IP address only; in compose the ControlPort is "tor:9051".
+        controller = Controller.from_port(socket.gethostbyname(host), port)
+    except (stem.SocketError, OSError) as error:
         raise TorControlError(f"cannot connect to tor's ControlPort {host}:{port}"
                              f" ({error})") from None
     try:
