@@ -322,7 +322,9 @@ def _last_line(text: str) -> str:
 
 
 def _unreachable(call: SshCall, returncode: int, ssh_stderr: str) -> FetchError:
-    said = _last_line(ssh_stderr)
+    # tor's reason (from our ProxyCommand) says more than ssh's "connection closed"
+    said = _last_line("\n".join(line for line in ssh_stderr.splitlines()
+                                if line.startswith("tor-connect:"))) or _last_line(ssh_stderr)
     if returncode == 255:
         if "Permission denied" in said or "Host key verification failed" in said:
             return FetchError(EX_NOPERM, f"ssh to {call.destination}: {said}")

@@ -1,0 +1,44 @@
+"""tor-connect: tor's SOCKS refusals explained, and the byte relay of the ProxyCommand."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from python_socks import ProxyError
+
+from onionpost.fetch.tor_connect import EX_TEMPFAIL, EX_UNAVAILABLE, explain, relay
+
+
+def test_tor_extended_errors() -> None:
+    # python-socks keeps RFC 1928 codes in error_code and only names tor's own ones
+    code, text = explain(ProxyError("Invalid reply code: 0XF4"))
+    assert code == EX_UNAVAILABLE
+    assert text == ("onion client authorization missing: this machine's tor has no key for "
+                    "it (SOCKS error 0xf4)")
+    code, text = explain(ProxyError("Invalid reply code: 0XF0"))
+    assert code == EX_TEMPFAIL and "descriptor not found" in text
+    assert explain(ProxyError("Host unreachable", error_code=4)) == (
+        EX_TEMPFAIL, "tor refused the connection: Host unreachable")
+
+
+def test_relay_copies_both_ways_until_the_connection_closes() -> None:
+    ours, theirs = socket.socketpair()
+    stdin_r, stdin_w = os.pipe()
+    stdout_r, stdout_w = os.pipe()
+    thread = threading.Thread(target=relay, args=(ours, stdin_r, stdout_w))
+    thread.start()
+    os.write(stdin_w, b"SSH-2.0-client\r\n")
+    os.close(stdin_w)  # ssh is done sending: only half-closes
+    assert theirs.recv(100) == b"SSH-2.0-client\r\n"
+    assert theirs.recv(100) == b""
+    theirs.sendall(b"SSH-2.0-server\r\n")
+    theirs.close()
+    thread.join(5)
+    os.close(stdout_w)
+    assert os.read(stdout_r, 100) == b"SSH-2.0-server\r\n"
+    assert not thread.is_alive()
+    for fd in (stdin_r, stdout_r):
+        os.close(fd)
+    ours.close()
