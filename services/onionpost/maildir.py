@@ -14,6 +14,8 @@ from pathlib import Path
 HOST_LABEL = "onionpost"
 SUBDIRS = ("tmp", "new", "cur")
 _SIZE_IN_NAME = re.compile(r",S=(\d+)")
+# Messages up to this size are written from the event loop (see write_tmp_async).
+INLINE_WRITE_LIMIT = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,32 @@ def write_tmp(maildir: Path, name: str, parts: list[bytes]) -> Path:
         path.unlink(missing_ok=True)
         raise
     return path
+
+
+async def write_tmp_async(maildir: Path, name: str, parts: list[bytes]) -> Path:
+    """write_tmp for the event loop. A small message goes to the page cache inline (tens of
+    microseconds) and only its fsync, which waits for the disk, runs in a thread: one GIL
+    hand-off per message instead of one per system call, which under load is what limits
+    throughput. Large messages are written in the thread too."""
+    if sum(map(len, parts)) > INLINE_WRITE_LIMIT:
+        return await asyncio.to_thread(write_tmp, maildir, name, parts)
+    path = maildir / "tmp" / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        _write_all(fd, parts)
+        await asyncio.get_running_loop().run_in_executor(None, os.fsync, fd)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    return path
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    view = memoryview(b"".join(parts))
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def publish(maildir: Path, tmp_path: Path) -> Path:

@@ -148,7 +148,7 @@ class IngestHandler:
     async def _store(self, name: str, queue_id: str, size: int, parts: list[bytes],
                      envelope: Envelope, circuit_key: int) -> str:
         try:
-            tmp_path = await asyncio.to_thread(maildir.write_tmp, self.maildir, name, parts)
+            tmp_path = await maildir.write_tmp_async(self.maildir, name, parts)
         except OSError as error:
             self.ledger.release(size)
             log.error("event=write_failed error=%s", error.strerror or type(error).__name__)

@@ -1,0 +1,156 @@
+"""Durable ingest throughput against Postfix, in the same run, with Postfix's smtp-source.
+
+10 KB messages, 20 concurrent sessions, one message per SMTP session (onion senders open a
+circuit per message). onionpost counts a message when smtp-source got its 250 (ingest
+fsyncs file and directory entry before answering); Postfix counts it when virtual(8) has put
+it into the Maildir (polled), and we also show when smtp-source finished against it.
+Both Maildirs live in one temporary directory on the same filesystem (see TMPDIR below).
+
+Environment: BENCH_MESSAGES (default 3000), BENCH_ROUNDS (3), BENCH_WORKERS ("1,2": ingest
+process counts to measure), BENCH_KEEP_ALIVE=1 (-d: many messages per session).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.servers import IngestProcess, RedisServer
+
+from bench.postfix_reference import PostfixReference
+
+DOMAIN = "bench.onion"
+SESSIONS = 20
+PAYLOAD = 10_240
+POLL_SECONDS = 0.02
+
+
+@dataclass
+class Run:
+    messages: int
+    seconds: float  # first connection to the last message safe on disk
+    client_seconds: float  # until smtp-source finished
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+def smtp_source(port: int, messages: int, keep_alive: bool) -> list[str]:
+    return ["smtp-source", "-s", str(SESSIONS), "-m", str(messages), "-l", str(PAYLOAD),
+            "-M", "client.invalid", "-f", "sender@client.invalid", "-t", f"box@{DOMAIN}",
+            *(["-d"] if keep_alive else []), f"127.0.0.1:{port}"]
+
+
+def send(port: int, messages: int, keep_alive: bool,
+         delivered: Callable[[], int]) -> Run:
+    """Run smtp-source, then wait until `delivered()` reaches `messages`."""
+    start = time.monotonic()
+    client = subprocess.Popen(smtp_source(port, messages, keep_alive),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    client_seconds = 0.0
+    while True:
+        if not client_seconds and client.poll() is not None:
+            client_seconds = time.monotonic() - start
+            if client.returncode:
+                raise RuntimeError(f"smtp-source failed: {client.stderr.read().decode()}")
+        count = delivered()
+        if count >= messages and client_seconds:
+            return Run(count, time.monotonic() - start, client_seconds)
+        if client_seconds and time.monotonic() - start > client_seconds + 120:
+            raise RuntimeError(f"only {count} of {messages} messages arrived")
+        time.sleep(POLL_SECONDS)
+
+
+def count_new(maildir: Path) -> int:
+    try:
+        return sum(1 for _ in os.scandir(maildir / "new"))
+    except FileNotFoundError:
+        return 0
+
+
+def ingest_round(base: Path, redis: RedisServer, workers: int, messages: int,
+                 keep_alive: bool) -> Run:
+    maildir = base / "inbox"
+    ingest = IngestProcess(maildir, DOMAIN, {
+        "ONIONPOST_REDIS_URL": redis.url, "ONIONPOST_INGEST_WORKERS": str(workers),
+        "ONIONPOST_MAX_MESSAGES": str(messages * 2), "ONIONPOST_MAX_BYTES": "10GB",
+        "ONIONPOST_CIRCUIT_MAX_SESSIONS": str(SESSIONS * 2),
+        "ONIONPOST_CIRCUIT_MESSAGES_PER_MINUTE": str(messages * 100)})
+    base.mkdir(parents=True)
+    ingest.start()
+    try:
+        # Every 250 came after the fsyncs: smtp-source's end is the last durable message.
+        run = send(ingest.port, messages, keep_alive, lambda: count_new(maildir))
+        return Run(run.messages, run.client_seconds, run.client_seconds)
+    finally:
+        ingest.stop()
+
+
+def postfix_round(postfix: PostfixReference, number: int, messages: int,
+                  keep_alive: bool) -> Run:
+    postfix.set_aside_maildir(str(number))
+    run = send(postfix.port, messages, keep_alive, postfix.delivered)
+    postfix.wait_idle()
+    return run
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def table(results: dict[str, list[Run]], reference: str) -> str:
+    reference_rate = statistics.median(run.rate for run in results[reference])
+    lines = [f"{'receiver':<22}{'messages':>9}{'seconds':>9}{'client s':>10}{'msg/s':>8}"
+             f"{'x Postfix':>11}   rounds (msg/s)"]
+    for name, runs in results.items():
+        rate = statistics.median(run.rate for run in runs)
+        seconds = statistics.median(run.seconds for run in runs)
+        client = statistics.median(run.client_seconds for run in runs)
+        rounds = " ".join(f"{run.rate:.0f}" for run in runs)
+        lines.append(f"{name:<22}{runs[0].messages:>9}{seconds:>9.2f}{client:>10.2f}"
+                     f"{rate:>8.0f}{rate / reference_rate:>11.2f}   {rounds}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    messages = int(os.environ.get("BENCH_MESSAGES", "3000"))
+    rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
+    worker_counts = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
+    keep_alive = os.environ.get("BENCH_KEEP_ALIVE") == "1"
+    base = Path(tempfile.mkdtemp(prefix="onionpost-bench-ingest-"))
+    base.chmod(0o755)  # Postfix's virtual(8) runs as nobody and must reach its Maildir
+    print(f"{messages} messages of {PAYLOAD} B, {SESSIONS} sessions, "
+          f"{'-d (kept sessions)' if keep_alive else 'one message per session'}, "
+          f"{rounds} rounds; Maildirs under {base}; load before: {load()}", flush=True)
+    redis = RedisServer(base / "redis").start()
+    postfix = PostfixReference(base / "postfix", DOMAIN)
+    reference = "postfix (virtual)"
+    results: dict[str, list[Run]] = {reference: []}
+    results.update({f"onionpost workers={n}": [] for n in worker_counts})
+    try:
+        postfix.start()
+        for number in range(rounds):
+            results[reference].append(postfix_round(postfix, number, messages, keep_alive))
+            for workers in worker_counts:
+                results[f"onionpost workers={workers}"].append(ingest_round(
+                    base / f"ingest-{workers}-{number}", redis, workers, messages,
+                    keep_alive))
+    finally:
+        postfix.stop()
+        postfix.cleanup()
+        redis.stop()
+        subprocess.run(["rm", "-rf", str(base)], check=False)
+    print(table(results, reference))
+    print(f"medians of {rounds} rounds; 'seconds' = until the last message was on disk; "
+          f"load after: {load()}")
+
+
+if __name__ == "__main__":
+    main()
