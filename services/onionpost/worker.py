@@ -71,11 +71,23 @@ def run(queue: str, redis_url: str, role: str, log_level: str) -> int:
     enqueued for later) in a child process. A worker that lost Redis in the middle of a
     job quits (rq's choice); we start a fresh one instead of dying with it."""
     quiet_rq(log_level)
+    stop_on_signals()
     scheduler = start_child(f"{role}-scheduler", lambda: _schedule(queue, redis_url, role))
     try:
         return _work(queue, redis_url, role)
+    except StopRequested:
+        return 0
     finally:
         stop_child(scheduler)
+
+
+def stop_on_signals() -> None:
+    """Until rq installs its own handlers, SIGTERM/SIGINT stop us cleanly (exit 0)."""
+    def stop(_signum: int, _frame: Any) -> None:
+        raise StopRequested
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def _work(queue: str, redis_url: str, role: str) -> int:
@@ -138,11 +150,7 @@ def _supervise(name: str, loop: Callable[[], None]) -> None:
 
 def _rest() -> bool:
     """Sleep before a restart; True when SIGTERM/SIGINT came meanwhile (time to stop)."""
-    def stop(_signum: int, _frame: Any) -> None:
-        raise StopRequested
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals()
     try:
         time.sleep(RESTART_DELAY)
     except StopRequested:
