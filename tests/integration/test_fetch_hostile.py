@@ -70,3 +70,16 @@ def test_a_short_message_is_a_lost_connection(rig: FetchRig) -> None:
     assert len(rig.remote_names()) == 2
     assert b"DEL" not in rig.request_log.read_bytes()
     assert rig.local_files() == []
+
+
+def test_a_stalled_server_is_given_up_on(rig: FetchRig) -> None:
+    rig.mode_file.write_text("stall")
+    rig.deliver(2)
+
+    result = rig.fetch("--timeout", "2")
+
+    assert result.returncode == 75, result.stderr
+    assert result.stderr == ("onionpost fetch: no answer from the server for 2 s, gave up "
+                             "after 0 messages\n")
+    assert len(rig.remote_names()) == 2
+    assert os.listdir(rig.local / "tmp") == []

@@ -14,7 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-MODES = ("garbage", "dotdot-list", "dotdot-data", "other-name", "size", "hash", "short")
+MODES = ("garbage", "dotdot-list", "dotdot-data", "other-name", "size", "hash", "short",
+         "stall")
 
 
 def main() -> None:
@@ -60,6 +61,11 @@ def _send(out: object, maildir: Path, name: str, mode: str, names: list[str]) ->
     size = len(body) + 7 if mode == "size" else len(body)
     if mode == "hash":
         digest = hashlib.sha256(body + b"x").hexdigest()
+    if mode == "stall":  # half a message, then silence until the client gives up
+        out.write(f"DATA {name} {len(body)}\n".encode() + body[:len(body) // 2])  # type: ignore[attr-defined]
+        out.flush()  # type: ignore[attr-defined]
+        sys.stdin.buffer.read()
+        sys.exit(0)
     if mode == "short":
         body = body[: len(body) // 2]
         size = len(body) * 2

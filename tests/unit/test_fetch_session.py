@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from onionpost import maildir
-from onionpost.fetch.client import Fetcher, Options, Session
 from onionpost.fetch.inbox import LocalMaildir, MismatchError
 from onionpost.fetch.progress import Outcome
 from onionpost.fetch.serve import Server, list_maildir
+from onionpost.fetch.session import Session
+from onionpost.fetch.transfer import Fetcher, Options
 
 
 @contextmanager

@@ -1,11 +1,7 @@
 """`onionpost fetch DEST`: move mail from the server into a local Maildir over ssh, loss-free.
 
-Order of events for every message: the server sends it with its sha256; we write it to
-tmp/, fsync, verify size and hash, rename into new/ (or cur/), fsync the directory, note
-it in the fetch record, and only then ask the server to delete it. A run killed anywhere
-leaves either a message the server still has (fetched or confirmed next time) or a
-message we have and the server still has (recognised by its unique name: only the delete
-is redone). Nothing is ever fetched twice.
+This module runs the system's ssh with `onionpost fetch-serve` on the other end, hands its
+pipes to transfer.Fetcher, and turns every failure into one line and a sysexits code.
 """
 
 from __future__ import annotations
@@ -15,249 +11,26 @@ import shlex
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+import threading
+import time
 from pathlib import Path
-from typing import BinaryIO
 
-from onionpost.fetch import protocol
-from onionpost.fetch.inbox import (
-    BusyError,
-    Delivery,
-    FetchRecord,
-    Fingerprint,
-    LocalMaildir,
-    MismatchError,
-    sha256_file,
-    unique_names,
-)
-from onionpost.fetch.plan import Plan, Request, batches, make_plan, requests
-from onionpost.fetch.progress import Outcome, ProgressBar, summary
-from onionpost.fetch.protocol import Entry, ProtocolError
+from onionpost.fetch.inbox import BusyError, LocalMaildir, MismatchError
+from onionpost.fetch.progress import Outcome, summary
+from onionpost.fetch.protocol import ProtocolError
+from onionpost.fetch.session import ConnectionLostError, ServerError, Session
 from onionpost.fetch.ssh import SshCall, authorized_key_line, parse_resolved, serve_command
+from onionpost.fetch.transfer import Fetcher, Options
 from onionpost.settings import Settings
 
 EX_OK, EX_USAGE, EX_UNAVAILABLE, EX_IOERR = 0, 64, 69, 74
 EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 75, 76, 77
-BATCH_COUNT, BATCH_BYTES = 64, 8_000_000
-CHUNK = 1 << 16
 
 
 class FetchError(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-class ConnectionLostError(Exception):
-    """The stream ended early: ssh, the network or the server went away."""
-
-
-class ServerError(Exception):
-    """The server answered ERR."""
-
-
-class Session:
-    """The client end of the protocol over a pair of pipes."""
-
-    def __init__(self, replies: BinaryIO, requests_out: BinaryIO) -> None:
-        self._in = replies
-        self._out = requests_out
-        self.greeted = False
-
-    def greet(self) -> None:
-        line = self._in.readline(protocol.MAX_LINE)
-        if not line:
-            raise ConnectionLostError("no answer from the server")
-        if line != protocol.GREETING:
-            self._check_error(protocol.decode(line))
-            raise ProtocolError(f"not an onionpost fetch server (it said {line[:60]!r})")
-        self.greeted = True
-
-    def words(self) -> list[str]:
-        line = self._in.readline(protocol.MAX_LINE)
-        if not line:
-            raise ConnectionLostError("connection closed by the server")
-        words = protocol.decode(line)
-        self._check_error(words)
-        return words
-
-    def send(self, lines: list[bytes]) -> None:
-        try:
-            self._out.write(b"".join(lines))
-            self._out.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            raise ConnectionLostError("connection closed while sending") from None
-
-    def listing(self) -> tuple[list[Entry], int]:
-        self.send([protocol.request("LIST")])
-        entries: list[Entry] = []
-        while True:
-            item = protocol.parse_list_line(self.words())
-            if isinstance(item, Entry):
-                entries.append(item)
-                continue
-            count, skipped = item
-            if count != len(entries):
-                raise ProtocolError(f"the server listed {len(entries)} messages, said {count}")
-            return entries, skipped
-
-    def body_into(self, sink: object, size: int) -> str:
-        """Copy size bytes into sink.write; return the digest line that follows."""
-        left = size
-        while left:
-            chunk = self._in.read(min(CHUNK, left))
-            if not chunk:
-                raise ConnectionLostError("connection closed in the middle of a message")
-            sink.write(chunk)  # type: ignore[attr-defined]
-            left -= len(chunk)
-        words = self.words()
-        if len(words) != 1:
-            raise ProtocolError(f"expected a sha256 after the message, got {words[0][:40]!r}")
-        return protocol.check_digest(words[0])
-
-    def quit(self) -> None:
-        self.send([protocol.request("QUIT")])
-        if self.words() != ["BYE"]:
-            raise ProtocolError("expected BYE")
-
-    @staticmethod
-    def _check_error(words: list[str]) -> None:
-        error = protocol.server_error(words)
-        if error is not None:
-            raise ServerError(error)
-
-
-@dataclass
-class Options:
-    keep: bool = False
-    dry_run: bool = False
-    limit: int | None = None
-
-
-class Fetcher:
-    """One run: plan from the server's list, then pipelined batches of requests."""
-
-    def __init__(self, session: Session, inbox: LocalMaildir, options: Options,
-                 progress_stream: object = None) -> None:
-        self.session = session
-        self.inbox = inbox
-        self.record = FetchRecord(inbox.root)
-        self.options = options
-        self.outcome = Outcome(kept=options.keep)
-        self._progress_stream = progress_stream
-        self._known: dict[str, Fingerprint] = {}
-        self._present: dict[str, Path] = {}
-        self._fetched_now: set[str] = set()
-
-    def run(self) -> Outcome:
-        self.session.greet()
-        entries, _skipped = self.session.listing()
-        if self.inbox.exists():
-            self._known = self.record.load()
-            self._present = self.inbox.present()
-        plan = make_plan(entries, self._known.keys() | self._present.keys(),
-                         keep=self.options.keep, limit=self.options.limit)
-        self.outcome.held_back = plan.held_back
-        if self.options.dry_run:
-            self._dry_outcome(plan)
-        else:
-            self._transfer(plan)
-            deleted = {entry.unique for entry in plan.confirm + plan.fetch}
-            self.record.prune(unique_names(entries) - (set() if self.options.keep
-                                                      else deleted))
-        self.session.quit()
-        return self.outcome
-
-    def _dry_outcome(self, plan: Plan) -> None:
-        self.outcome.fetched, self.outcome.fetched_bytes = len(plan.fetch), plan.fetch_bytes
-        self.outcome.removed = len(plan.confirm)
-
-    def _transfer(self, plan: Plan) -> None:
-        """Two batches in flight: while we fsync batch k the server already streams batch
-        k+1 and unlinks batch k-1. Requests and replies stay in order on the stream:
-        R0 R1 D0 R2 D1 R3 ... (Rk: the GET/SUMs of batch k, Dk: its DELs)."""
-        progress = ProgressBar(self._progress_stream or sys.stdout, len(plan.fetch),
-                               plan.fetch_bytes)  # type: ignore[arg-type]
-        work = batches(requests(plan), BATCH_COUNT, BATCH_BYTES)
-        in_flight: list[Entry] = []  # DELs sent, replies not read yet
-        try:
-            self.session.send(self._asks(work[:2]))
-            for index, batch in enumerate(work):
-                safe = self._receive(batch, progress)
-                self._read_deleted(in_flight)
-                in_flight = [] if self.options.keep else safe
-                self.session.send(self._deletes(in_flight) + self._asks(work[index + 2:][:1]))
-            self._read_deleted(in_flight)
-        finally:
-            progress.close()
-
-    @staticmethod
-    def _asks(some: list[list[Request]]) -> list[bytes]:
-        return [protocol.request(verb, entry.name) for batch in some for verb, entry in batch]
-
-    @staticmethod
-    def _deletes(entries: list[Entry]) -> list[bytes]:
-        return [protocol.request("DEL", entry.name, entry.size) for entry in entries]
-
-    def _read_deleted(self, entries: list[Entry]) -> None:
-        for entry in entries:
-            if protocol.parse_deleted(self.session.words(), entry.name):
-                self.outcome.removed += entry.unique not in self._fetched_now
-            else:
-                self.outcome.gone += 1
-
-    def _receive(self, batch: list[Request], progress: ProgressBar) -> list[Entry]:
-        """Answers to one batch, made durable; returns what the server may now delete."""
-        safe: list[Entry] = []
-        deliveries: list[Delivery] = []
-        fetched: dict[str, Fingerprint] = {}
-        try:
-            for verb, entry in batch:
-                if verb == "GET":
-                    delivery = self._fetch_one(entry)
-                    if delivery is None:
-                        continue
-                    deliveries.append(delivery)
-                    fetched[entry.unique] = Fingerprint(entry.size, delivery.digest)
-                    progress.advance(entry.size)
-                elif not self._confirm_one(entry):
-                    continue
-                safe.append(entry)
-        except BaseException:
-            for delivery in deliveries:
-                delivery.abort()
-            raise
-        self.inbox.commit(deliveries)
-        self.record.append(fetched)
-        self._fetched_now.update(fetched)
-        self.outcome.fetched += len(deliveries)
-        self.outcome.fetched_bytes += sum(d.entry.size for d in deliveries)
-        return safe
-
-    def _fetch_one(self, entry: Entry) -> Delivery | None:
-        """Receive one message into tmp/ and verify it (not yet durable)."""
-        size = protocol.parse_data_header(self.session.words(), entry)
-        if size is None:
-            self.outcome.gone += 1
-            return None
-        delivery = self.inbox.start(entry)
-        try:
-            delivery.verify(self.session.body_into(delivery, size))
-        except BaseException:
-            delivery.abort()
-            raise
-        return delivery
-
-    def _confirm_one(self, entry: Entry) -> bool:
-        """The server still has a message we have: true if its copy is the same as ours."""
-        theirs = protocol.parse_sum(self.session.words(), entry)
-        if theirs is None:
-            self.outcome.gone += 1
-            return False
-        ours = self._known.get(entry.unique) or sha256_file(self._present[entry.unique])
-        if Fingerprint(*theirs) != ours:
-            raise MismatchError(f"the server's {entry.name} differs from ours: not deleted")
-        return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -287,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="leave mail on the server (it is still never fetched twice)")
     parser.add_argument("--dry-run", action="store_true", help="say what would be done")
     parser.add_argument("--limit", type=int, metavar="N", help="fetch at most N messages")
+    parser.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
+                        help="give up when the server says nothing for this long "
+                             "(default: 300)")
     parser.add_argument("--print-authorized-key", action="store_true",
                         help="print the server's authorized_keys line for the fetch key "
                              "(the public key of -i, default ~/.ssh/id_ed25519.pub)")
@@ -333,8 +109,35 @@ def _unreachable(call: SshCall, returncode: int, ssh_stderr: str) -> FetchError:
                       + (f": {said}" if said else ""))
 
 
-def fetch(call: SshCall, remote_command: str, inbox: LocalMaildir,
-          options: Options) -> Outcome:
+class Watchdog:
+    """Kills ssh once the server has said nothing for `timeout` seconds: a stalled server,
+    or a network that drops packets silently, must not hang a cron job for ever."""
+
+    def __init__(self, session: Session, process: subprocess.Popen[bytes],
+                 timeout: float) -> None:
+        self.session, self.process, self.timeout = session, process, timeout
+        self.fired = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+
+    def __enter__(self) -> Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(min(1.0, self.timeout / 4)):
+            if time.monotonic() - self.session.last_heard > self.timeout:
+                self.fired = True
+                self.process.kill()
+                return
+
+
+def fetch(call: SshCall, remote_command: str, inbox: LocalMaildir, options: Options,
+          timeout: float = 300.0) -> Outcome:
     """Run ssh, speak the protocol over its pipes, map every failure to a FetchError."""
     argv = call.argv(remote_command, _resolve(call), _tor_connect_command())
     with tempfile.TemporaryFile() as ssh_stderr:
@@ -342,13 +145,18 @@ def fetch(call: SshCall, remote_command: str, inbox: LocalMaildir,
                                    stderr=ssh_stderr)
         assert process.stdin is not None and process.stdout is not None
         fetcher = Fetcher(Session(process.stdout, process.stdin), inbox, options)
+        watchdog = Watchdog(fetcher.session, process, timeout)
         try:
-            return fetcher.run()
+            with watchdog:
+                return fetcher.run()
         except ConnectionLostError as error:
             process.stdin.close()
             returncode = process.wait()
             ssh_stderr.seek(0)
             said = ssh_stderr.read().decode(errors="replace")
+            if watchdog.fired:
+                raise FetchError(EX_TEMPFAIL, f"no answer from the server for {timeout:g} s,"
+                                 f" gave up after {fetcher.outcome.fetched} messages") from None
             if not fetcher.session.greeted:
                 raise _unreachable(call, returncode, said) from None
             raise FetchError(EX_TEMPFAIL, f"{error} after {fetcher.outcome.fetched} messages"
@@ -374,8 +182,8 @@ def main(argv: list[str], settings: Settings) -> int:
     if not args.destination:
         print("onionpost fetch: a destination is needed (e.g. owner@server)", file=sys.stderr)
         return EX_USAGE
-    if args.limit is not None and args.limit < 0:
-        print("onionpost fetch: --limit must be 0 or more", file=sys.stderr)
+    if (args.limit is not None and args.limit < 0) or args.timeout <= 0:
+        print("onionpost fetch: --limit must be 0 or more, --timeout above 0", file=sys.stderr)
         return EX_USAGE
     call = SshCall(args.destination, args.ssh_option, args.identity, shlex.split(args.ssh))
     remote = serve_command(args.remote_onionpost, args.remote_maildir)
@@ -386,7 +194,7 @@ def main(argv: list[str], settings: Settings) -> int:
             inbox.create()
             inbox.lock()
             inbox.remove_leftovers()
-        outcome = fetch(call, remote, inbox, options)
+        outcome = fetch(call, remote, inbox, options, args.timeout)
     except FetchError as error:
         print(f"onionpost fetch: {error}", file=sys.stderr)
         return error.code
