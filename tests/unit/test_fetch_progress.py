@@ -16,6 +16,8 @@ def test_summary_line() -> None:
         "fetched 2 messages, 0.0 MB; left on the server (--keep); "
         "5 more waiting on the server (--limit)")
     assert summary(Outcome(4, 4_000_000), dry_run=True) == "would fetch 4 messages, 4.0 MB"
+    assert summary(Outcome(0, 0, skipped=2)) == \
+        "fetched 0 messages, 0.0 MB; 2 files with unusual names left on the server"
 
 
 def test_bar() -> None:

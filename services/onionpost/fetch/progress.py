@@ -18,6 +18,7 @@ class Outcome:
     removed: int = 0        # server copies deleted
     gone: int = 0           # listed, then gone before we got to them
     held_back: int = 0      # --limit
+    skipped: int = 0        # names fetch does not touch (not Maildir-shaped), left there
     kept: bool = False
 
 
@@ -33,6 +34,8 @@ def summary(outcome: Outcome, dry_run: bool = False) -> str:
                      "already fetched from the server")
     if outcome.held_back:
         parts.append(f"{outcome.held_back} more waiting on the server (--limit)")
+    if outcome.skipped:
+        parts.append(f"{outcome.skipped} files with unusual names left on the server")
     if outcome.gone:
         parts.append(f"{outcome.gone} vanished from the server meanwhile")
     return "; ".join(parts)

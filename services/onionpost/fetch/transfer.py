@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from onionpost.fetch import protocol
 from onionpost.fetch.inbox import (
@@ -43,7 +44,7 @@ class Fetcher:
     """One run: plan from the server's list, then pipelined batches of requests."""
 
     def __init__(self, session: Session, inbox: LocalMaildir, options: Options,
-                 progress_stream: object = None) -> None:
+                 progress_stream: TextIO | None = None) -> None:
         self.session = session
         self.inbox = inbox
         self.record = FetchRecord(inbox.root)
@@ -56,7 +57,7 @@ class Fetcher:
 
     def run(self) -> Outcome:
         self.session.greet()
-        entries, _skipped = self.session.listing()
+        entries, self.outcome.skipped = self.session.listing()
         if self.inbox.exists():
             self._known = self.record.load()
             self._present = self.inbox.present()
@@ -82,7 +83,7 @@ class Fetcher:
         k+1 and unlinks batch k-1. Requests and replies stay in order on the stream:
         R0 R1 D0 R2 D1 R3 ... (Rk: the GET/SUMs of batch k, Dk: its DELs)."""
         progress = ProgressBar(self._progress_stream or sys.stdout, len(plan.fetch),
-                               plan.fetch_bytes)  # type: ignore[arg-type]
+                               plan.fetch_bytes)
         work = batches(requests(plan), BATCH_COUNT, BATCH_BYTES)
         in_flight: list[Entry] = []  # DELs sent, replies not read yet
         try:
