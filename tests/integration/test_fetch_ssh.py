@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,25 @@ def test_the_fetch_key_forwards_no_ports(rig: FetchRig) -> None:
     assert b"SSH-2.0" not in result.stdout
     assert b"stdio forwarding failed" in result.stderr
     assert "refused local port forward" in rig.sshd.log.read_text()
+
+
+def test_a_terminal_gets_a_progress_bar(rig: FetchRig) -> None:
+    rig.deliver(50)
+    terminal, its_end = pty.openpty()
+    process = subprocess.Popen(rig.command(), stdout=its_end, stderr=subprocess.PIPE)
+    os.close(its_end)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # EIO: the other end is closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    assert process.wait(60) == 0
+
+    assert b"\r[" in shown
+    assert b"50/50 messages, 0.1 MB of 0.1 MB" in shown
+    assert shown.endswith(b"\r\nfetched 50 messages, 0.1 MB\r\n")
