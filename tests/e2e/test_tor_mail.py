@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import smtplib
 import socket
 from collections.abc import Callable
 from email import message_from_bytes
@@ -10,9 +11,14 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import redis
+from rq import Queue
 
+from onionpost import tor
+from onionpost.events import EVENTS_QUEUE
 from tests.e2e.conftest import MailOnion
 from tests.e2e.tornet import TorNetwork
+from tests.support.net import wait_for
 from tests.support.servers import IngestProcess
 
 pytestmark = pytest.mark.e2e
@@ -55,3 +61,56 @@ def test_smtplib_through_socks_lands_in_the_maildir(
     received = parsed["Received"]
     assert re.fullmatch(RECEIVED.format(onion=re.escape(mail_onion.address)), received), received
     assert not [address for address in ADDRESSES if address in stored.decode().lower()]
+
+
+def stored_circuits(redis_url: str) -> list[str]:
+    """The circuit id of every message_stored event ingest enqueued, in order."""
+    queue = Queue(EVENTS_QUEUE, connection=redis.Redis.from_url(redis_url))
+    return [job.args[0]["circuit"] for job in queue.get_jobs()]
+
+
+def test_each_circuit_has_its_own_limits(
+        tor_network: TorNetwork, mail_onion: MailOnion, redis_url: str,
+        onion_ingest: Callable[..., IngestProcess]) -> None:
+    ingest = onion_ingest(circuit_messages_per_minute=3)
+    rcpt = [f"owner@{mail_onion.address}"]
+    flooder = tor_network.smtp(mail_onion.address, isolation="flooder")
+    codes = []
+    for number in range(5):
+        try:
+            flooder.sendmail("flood@example.onion", rcpt, message(f"flood {number}"))
+            codes.append(250)
+        except smtplib.SMTPSenderRefused as error:
+            codes.append(error.smtp_code)
+    assert codes == [250, 250, 250, 450, 450]
+    # Meanwhile another sender, on its own circuit, is served.
+    with tor_network.smtp(mail_onion.address, isolation="honest") as honest:
+        assert honest.sendmail("honest@example.onion", rcpt, message("honest")) == {}
+    with pytest.raises(smtplib.SMTPSenderRefused):
+        flooder.sendmail("flood@example.onion", rcpt, message("flood again"))
+    flooder.quit()
+
+    assert len(ingest.messages()) == 4
+    wait_for(lambda: len(stored_circuits(redis_url)) == 4, what="4 message_stored events")
+    circuits = stored_circuits(redis_url)
+    assert len(set(circuits[:3])) == 1  # one circuit for the flooder's messages ...
+    assert circuits[3] != circuits[0]  # ... another one for the honest sender
+
+
+def test_pow_and_intro_dos_defenses_are_on_and_mail_flows(
+        tor_network: TorNetwork, mail_onion: MailOnion,
+        onion_ingest: Callable[..., IngestProcess]) -> None:
+    ingest = onion_ingest()
+    with mail_onion.service.controller() as controller:
+        pow_state = tor.pow_state(controller, mail_onion.address)
+        intro_defense = controller.get_conf("HiddenServiceEnableIntroDoSDefense")
+    assert pow_state is not None
+    assert pow_state.enabled  # the published descriptor carries pow-params
+    assert pow_state.scheme == "v1"
+    assert intro_defense == "1"
+    tor_network.new_identity()  # a fresh descriptor fetch and introduction, under PoW
+    with tor_network.smtp(mail_onion.address, isolation="pow") as client:
+        assert client.sendmail("a@example.onion", [f"owner@{mail_onion.address}"],
+                               message("under pow")) == {}
+    [path] = ingest.messages()
+    assert b"Subject: under pow" in path.read_bytes()

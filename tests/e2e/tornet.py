@@ -86,6 +86,10 @@ class TorProcess:
     def log_path(self) -> Path:
         return self.directory / "notice.log"
 
+    @property
+    def cookie_file(self) -> Path:
+        return self.directory / "control_auth_cookie"
+
     def start(self, common: list[str], empty_file: Path) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.torrc.write_text("\n".join([
@@ -196,6 +200,10 @@ class OnionService:
     @property
     def control_port(self) -> int:
         return self.tor.control_port
+
+    @property
+    def cookie_file(self) -> Path:
+        return self.tor.cookie_file
 
     def controller(self) -> Controller:
         return self.tor.controller()
