@@ -1,0 +1,84 @@
+"""onionpost.tor's pure parts: bootstrap phase, pow-params, the HSFETCH outcome."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from onionpost.tor import (
+    Bootstrap,
+    FetchOutcome,
+    PowState,
+    parse_bootstrap_phase,
+    parse_pow_params,
+    service_id,
+)
+
+ADDRESS = "lux6itkmc2qhczbli6jwke4cmcemn7dldwhidea3nqfucfdrsjkvldyd"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"', Bootstrap(100, "Done")),
+    ('NOTICE BOOTSTRAP PROGRESS=85 TAG=ap_conn_done SUMMARY="Connected to a relay to build'
+     ' circuits"', Bootstrap(85, "Connected to a relay to build circuits")),
+    ('WARN BOOTSTRAP PROGRESS=5 TAG=conn WARNING="Connection refused" SUMMARY="Connecting"'
+     ' REASON=CONNECTREFUSED', Bootstrap(5, "Connecting")),
+    ("", Bootstrap(0, "unknown")),
+    ("garbage", Bootstrap(0, "unknown")),
+])
+def test_bootstrap_phase(text: str, expected: Bootstrap) -> None:
+    assert parse_bootstrap_phase(text) == expected
+
+
+def test_pow_params_from_the_inner_layer() -> None:
+    inner = ("create2-formats 2\nflow-control 1-2 31\n"
+             "pow-params v1 urfK/aqg9R7AhkjSjjYBiDbgqEfiNUgbOU9rH9ubEMI= 42 2026-11-25T14:17:38\n"
+             "introduction-point AQAGfwAAAQ\n")
+    assert parse_pow_params(inner) == PowState(True, "v1", 42, "2026-11-25T14:17:38")
+
+
+def test_no_pow_params_means_off() -> None:
+    assert parse_pow_params("create2-formats 2\nintroduction-point x\n") == PowState(False)
+    # Only a whole line counts, not text that merely contains the keyword.
+    assert not parse_pow_params("x-pow-params v1 seed 1 2026\n").enabled
+
+
+def test_service_id() -> None:
+    assert service_id(ADDRESS.upper() + ".onion") == ADDRESS
+    assert service_id(ADDRESS) == ADDRESS
+
+
+def test_fetch_is_published_once_an_hsdir_returns_it() -> None:
+    outcome = FetchOutcome(ADDRESS)
+    outcome.feed("REQUESTED", ADDRESS, "A")
+    assert outcome.published is None
+    outcome.feed("FAILED", ADDRESS, "A")
+    assert outcome.published is False  # so far
+    outcome.feed("REQUESTED", ADDRESS, "B")
+    assert outcome.published is None
+    outcome.feed("RECEIVED", ADDRESS, "B")
+    assert (outcome.published, outcome.received_from) == (True, "B")
+    outcome.feed("FAILED", ADDRESS, "C")
+    assert outcome.published is True
+
+
+def test_fetch_ignores_other_addresses_and_failures_it_did_not_ask_for() -> None:
+    outcome = FetchOutcome(ADDRESS)
+    outcome.feed("RECEIVED", "other", "A")
+    outcome.feed("FAILED", ADDRESS, "upload-hsdir")  # an upload failure, not our fetch
+    assert outcome.published is None
+    assert outcome.failed == set()
+
+
+@given(st.lists(st.tuples(st.sampled_from(["REQUESTED", "FAILED", "RECEIVED", "UPLOAD"]),
+                          st.sampled_from("ABCD"))))
+def test_fetch_outcome_is_consistent(events: list[tuple[str, str]]) -> None:
+    outcome = FetchOutcome(ADDRESS)
+    for action, hsdir in events:
+        outcome.feed(action, ADDRESS, hsdir)
+    received = any(action == "RECEIVED" for action, _ in events)
+    assert (outcome.published is True) == received
+    assert outcome.failed <= outcome.requested
+    if outcome.published is False:
+        assert outcome.requested and outcome.failed == outcome.requested
