@@ -1,0 +1,117 @@
+"""ONIONPOST_INGEST_WORKERS=2: both processes serve the one port, and the limits they enforce
+are one set (shared ledger), not one per process."""
+
+from __future__ import annotations
+
+import os
+import smtplib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from tests.integration.conftest import RCPT
+from tests.support.servers import IngestProcess
+
+MESSAGE = b"Subject: workers\r\n\r\n" + (b"0123456789" * 10 + b"\r\n") * 10
+OPEN_LIMITS = {"circuit_max_sessions": 200, "circuit_messages_per_minute": 10_000}
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def server_side_inodes(port: int) -> dict[int, int]:
+    """Established connections to 127.0.0.1:port: client port -> server socket inode."""
+    inodes = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+        if state == "01" and int(local.split(":")[1], 16) == port:
+            inodes[int(remote.split(":")[1], 16)] = inode
+    return inodes
+
+
+def owner_of(inode: int, pids: set[int]) -> int | None:
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+@contextmanager
+def open_sessions(port: int, count: int) -> Iterator[list[smtplib.SMTP]]:
+    with ExitStack() as stack:
+        clients = []
+        for _ in range(count):
+            client = stack.enter_context(smtplib.SMTP("127.0.0.1", port, timeout=30))
+            client.ehlo("client.example")
+            clients.append(client)
+        yield clients
+
+
+def serving_workers(ingest: IngestProcess, clients: list[smtplib.SMTP]) -> Counter[int]:
+    """Which worker process holds each client's connection."""
+    assert ingest.process is not None
+    workers = children(ingest.process.pid)
+    inodes = server_side_inodes(ingest.port)
+    return Counter(owner_of(inodes[client.sock.getsockname()[1]], workers)
+                   for client in clients)
+
+
+def send(client: smtplib.SMTP, count: int) -> list[int]:
+    """`count` messages one after another over this session: the first refusal (452 4.2.2
+    expected) or the DATA reply of each."""
+    codes = []
+    for _ in range(count):
+        for code, text in (client.mail("a@example.org"), client.rcpt(RCPT)):
+            if code != 250:
+                assert (code, text[:5]) == (452, b"4.2.2"), text
+                client.rset()
+                break
+        else:
+            code, text = client.data(MESSAGE)
+            assert code == 250 or text.startswith(b"4.2.2"), text
+        codes.append(code)
+    return codes
+
+
+def test_both_workers_serve_and_share_one_message_quota(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    ingest = start_ingest(ingest_workers=2, max_messages=25, max_sessions=100, **OPEN_LIMITS)
+    assert ingest.process is not None
+    with open_sessions(ingest.port, 20) as clients:
+        owners = serving_workers(ingest, clients)
+        assert len(owners) == 2 and None not in owners, owners  # both take connections
+        assert set(owners) == children(ingest.process.pid)
+        with ThreadPoolExecutor(len(clients)) as pool:
+            codes = Counter(code for codes in pool.map(send, clients, [3] * len(clients))
+                            for code in codes)  # 60 attempts, 3 per session
+    assert codes == Counter({250: 25, 452: 35})
+    assert len(ingest.messages()) == 25
+
+
+def test_the_session_limit_counts_both_workers(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    ingest = start_ingest(ingest_workers=2, max_sessions=6, **OPEN_LIMITS)
+    with open_sessions(ingest.port, 6) as clients:
+        assert len(serving_workers(ingest, clients)) == 2
+        with smtplib.SMTP() as extra:
+            code, text = extra.connect("127.0.0.1", ingest.port)
+        assert (code, text[:5]) == (421, b"4.7.0")
+    with open_sessions(ingest.port, 6):  # the slots came back when the sessions closed
+        pass
