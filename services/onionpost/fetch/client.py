@@ -204,6 +204,10 @@ def main(argv: list[str], settings: Settings) -> int:
     except OSError as error:
         print(f"onionpost fetch: local Maildir: {error}", file=sys.stderr)
         return EX_IOERR
+    except KeyboardInterrupt:
+        print("\nonionpost fetch: interrupted (nothing lost: run again to finish)",
+              file=sys.stderr)
+        return EX_TEMPFAIL
     finally:
         inbox.unlock()
     print(summary(outcome, dry_run=args.dry_run))
