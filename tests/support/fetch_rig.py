@@ -16,10 +16,10 @@ FETCH = [sys.executable, "-m", "onionpost", "fetch"]
 
 
 class FetchRig:
-    def __init__(self, directory: Path, seed: int = 8) -> None:
+    def __init__(self, directory: Path, seed: int = 8, remote: Path | None = None) -> None:
         self.directory = directory
         self.sshd = SshServer(directory / "sshd")
-        self.remote = directory / "server" / "inbox"
+        self.remote = remote or directory / "server" / "inbox"
         self.local = directory / "laptop" / "inbox"
         self.random = random.Random(seed)
         self.sent: dict[str, bytes] = {}   # unique name -> content, all ever delivered
