@@ -185,3 +185,17 @@ def test_a_terminal_gets_a_progress_bar(rig: FetchRig) -> None:
     assert b"\r[" in shown
     assert b"50/50 messages, 0.1 MB of 0.1 MB" in shown
     assert shown.endswith(b"\r\nfetched 50 messages, 0.1 MB\r\n")
+
+
+def test_the_default_destination_is_home_mail_inbox(rig: FetchRig, tmp_path: Path) -> None:
+    rig.deliver(2)
+    home = tmp_path / "home"
+    command = rig.command()
+    assert command[-2] == "--to"
+
+    result = subprocess.run(command[:-2], capture_output=True, text=True,
+                            env={**os.environ, "HOME": str(home)}, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    rig.local = home / "mail" / "inbox"
+    assert rig.local_messages() == rig.sent
