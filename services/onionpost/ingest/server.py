@@ -89,7 +89,10 @@ class IngestSMTP(SMTP):
         return addr, rest
 
     def admit(self, address: str) -> str | None:
-        """Count this session against the global and per-circuit limits, or refuse it."""
+        """Refuse while paused; else count this session against the global and per-circuit
+        limits, or refuse it."""
+        if self.pause.paused:
+            return PAUSED
         key = circuit_key(address, self.salt)
         refusal = self.ledger.open_session(key, now_ms())
         if refusal is None:
@@ -98,8 +101,10 @@ class IngestSMTP(SMTP):
 
     async def _handle_client(self) -> None:
         self.sessions.add(self)
-        refusal = PAUSED if self.pause.paused else None
-        if refusal is None and self._proxy_timeout is None:
+        refusal = None
+        # With PROXY on, handle_PROXY admits once the header is read: closing with tor's
+        # header still unread makes the kernel send a reset, and the 421 never arrives.
+        if self._proxy_timeout is None:
             peer = self.session.peer if self.session else None
             refusal = self.admit(str(peer[0]) if peer else "unknown")
         if refusal:
