@@ -110,3 +110,22 @@ def test_skipped_names_stay_on_the_server(tmp_path: Path) -> None:
     assert (outcome.fetched, outcome.skipped) == (1, 2)
     assert sorted(os.listdir(tmp_path / "server" / "new")) == [
         "1700.M1R1.link", "weird name with spaces"]
+
+
+
+def test_a_server_side_io_error_is_one_err_line_without_paths(tmp_path: Path) -> None:
+    maildir.ensure(tmp_path / "server")
+    directory = tmp_path / "server" / "new" / "1700.M1R1.onionpost"
+    directory.mkdir()  # a DEL for it fails in unlink(2), whoever we run as
+    requests_r, requests_w = os.pipe()
+    replies_r, replies_w = os.pipe()
+    os.write(requests_w, f"DEL new/1700.M1R1.onionpost {directory.stat().st_size}\n".encode())
+    os.close(requests_w)
+    with os.fdopen(replies_w, "wb") as replies:
+        code = Server(tmp_path / "server", requests_r, replies).run()
+    said = os.read(replies_r, 4096).decode()
+
+    assert code == 74
+    assert said.splitlines()[1].startswith("ERR server I/O error: ")
+    assert str(tmp_path) not in said
+    assert directory.is_dir()

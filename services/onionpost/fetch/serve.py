@@ -18,7 +18,7 @@ from onionpost.fetch import protocol
 from onionpost.fetch.protocol import Entry, ProtocolError
 from onionpost.settings import Settings
 
-EX_OK, EX_UNAVAILABLE, EX_PROTOCOL = 0, 69, 76
+EX_OK, EX_UNAVAILABLE, EX_IOERR, EX_PROTOCOL = 0, 69, 74, 76
 CHUNK = 1 << 16
 
 
@@ -82,6 +82,12 @@ class Server:
         except ProtocolError as error:
             self._out.write(protocol.request("ERR", error))
             return EX_PROTOCOL
+        except OSError as error:
+            if isinstance(error, BrokenPipeError):
+                raise
+            # strerror only: the owner learns what failed, nobody learns our paths
+            self._out.write(protocol.request("ERR", f"server I/O error: {error.strerror}"))
+            return EX_IOERR
         finally:
             self._out.flush()
         return EX_OK
