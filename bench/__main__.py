@@ -11,6 +11,7 @@ MODULES = [
     "bench.tor_latency",
     "bench.sendmail_latency",
     "bench.fetch_speed",
+    "bench.compose_stack",
 ]
 
 
