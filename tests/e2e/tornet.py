@@ -302,9 +302,13 @@ class TorNetwork:
 
     def smtp(self, address: str, port: int = 25, isolation: str | None = None,
              timeout: float = 30.0) -> smtplib.SMTP:
-        """An smtplib.SMTP connected to address:port through tor (banner read)."""
+        """An smtplib.SMTP connected to address:port through tor (banner read). Like
+        smtplib.SMTP(host), raises SMTPConnectError when the greeting is not 220."""
         client = TorSMTP(self, isolation, timeout)
-        client.connect(address, port)
+        code, reply = client.connect(address, port)
+        if code != 220:
+            client.close()
+            raise smtplib.SMTPConnectError(code, reply)
         return client
 
     # --- bring-up -------------------------------------------------------------------
