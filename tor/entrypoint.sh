@@ -8,7 +8,7 @@ TEMPLATE=/etc/tor/torrc.template
 TORRC=/tmp/torrc
 HOSTNAME_FILE=/var/lib/tor/onionpost/hostname
 SHARED_HOSTNAME=/run/onionpost-tor/hostname
-INTERVAL=${ONIONPOST_TOR_RESOLVE_INTERVAL:-5}
+INTERVAL=${TOR_RESOLVE_INTERVAL:-5}
 
 # A name that does not exist (yet) must not hold up tor's start or the loop for long.
 export RES_OPTIONS="timeout:1 attempts:1"
