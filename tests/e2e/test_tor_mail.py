@@ -72,7 +72,7 @@ def stored_circuits(redis_url: str) -> list[str]:
 def test_each_circuit_has_its_own_limits(
         tor_network: TorNetwork, mail_onion: MailOnion, redis_url: str,
         onion_ingest: Callable[..., IngestProcess]) -> None:
-    ingest = onion_ingest(circuit_messages_per_minute=3)
+    ingest = onion_ingest(circuit_messages_per_minute=3, circuit_max_sessions=2)
     rcpt = [f"owner@{mail_onion.address}"]
     flooder = tor_network.smtp(mail_onion.address, isolation="flooder")
     codes = []
@@ -83,12 +83,18 @@ def test_each_circuit_has_its_own_limits(
         except smtplib.SMTPSenderRefused as error:
             codes.append(error.smtp_code)
     assert codes == [250, 250, 250, 450, 450]
+    # The flooder's circuit holds 2 sessions: a third is turned away at the greeting.
+    second = tor_network.smtp(mail_onion.address, isolation="flooder")
+    with pytest.raises(smtplib.SMTPConnectError) as turned_away:
+        tor_network.smtp(mail_onion.address, isolation="flooder")
+    assert turned_away.value.smtp_code == 421
     # Meanwhile another sender, on its own circuit, is served.
     with tor_network.smtp(mail_onion.address, isolation="honest") as honest:
         assert honest.sendmail("honest@example.onion", rcpt, message("honest")) == {}
     with pytest.raises(smtplib.SMTPSenderRefused):
         flooder.sendmail("flood@example.onion", rcpt, message("flood again"))
     flooder.quit()
+    second.quit()
 
     assert len(ingest.messages()) == 4
     wait_for(lambda: len(stored_circuits(redis_url)) == 4, what="4 message_stored events")
