@@ -95,6 +95,8 @@ def test_banner_and_ehlo_name_only_the_onion(ingest: IngestProcess) -> None:
     assert greeting.text.split()[0] == TEST_DOMAIN
     assert ehlo.text.splitlines()[0] == TEST_DOMAIN
     assert helo.text == TEST_DOMAIN
+    assert (help_reply.code, help_reply.enhanced) == (250, "2.0.0")
+    assert (quit_reply.code, quit_reply.enhanced) == (221, "2.0.0")
     for reply in (greeting, ehlo, helo, noop, help_reply, quit_reply):
         assert not reveals_machine(reply.text), reply
         assert not [word for word in SOFTWARE if word in reply.text.lower()], reply

@@ -72,3 +72,10 @@ def test_any_error_reply_keeps_its_code_and_gains_a_class_match(
 
 def test_an_enhanced_code_of_the_wrong_class_is_not_trusted() -> None:
     assert enhance("450 5.0.0 odd").startswith("450 4.")
+
+
+@pytest.mark.parametrize("status", [
+    "250 Supported commands: DATA EHLO", "250 Syntax: MAIL FROM: <address>",
+    "252 Cannot VRFY user, but will accept message and attempt delivery"])
+def test_help_and_vrfy_replies_get_2_0_0(status: str) -> None:
+    assert enhance(status) == f"{status[:3]} 2.0.0 {status[4:]}"

@@ -25,6 +25,8 @@ BY_CODE = {
     "530": "5.7.0", "550": "5.0.0", "552": "5.3.4", "553": "5.1.3", "554": "5.7.0",
     "555": "5.5.4",
 }
+# 2xx replies of aiosmtpd that need one too (RFC 2034: all but the greeting and EHLO/HELO).
+OK_PREFIXES = ("250 Supported commands", "250 Syntax:", "252 Cannot VRFY")
 _ENHANCED = re.compile(r"\A(\d)\d\d[ -](\d)\.\d{1,3}\.\d{1,3}(?: |\Z)")
 
 
@@ -33,6 +35,8 @@ def enhance(status: str) -> str:
     if status in ENHANCED:
         return ENHANCED[status]
     code = status[:3]
+    if status.startswith(OK_PREFIXES):
+        return f"{code} 2.0.0 {status[4:]}"
     if status[:1] not in ("4", "5") or _has_enhanced(status):
         return status
     enhanced = BY_CODE.get(code, f"{code[0]}.0.0")
