@@ -84,7 +84,7 @@ def test_sessions_in_total_past_the_limit_get_421_and_close(
 
 def test_idle_session_is_closed_after_the_command_timeout(
         start_ingest: Callable[..., IngestProcess]) -> None:
-    ingest = start_ingest(command_timeout=1)
+    ingest = start_ingest(command_timeout=2)
     with RawSMTP(ingest.port) as client:
         client.greeting()
         assert client.command("EHLO client.example").code == 250
