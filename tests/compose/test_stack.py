@@ -127,6 +127,7 @@ def test_scale_notifier_to_three(stack: Stack) -> None:
 
 
 def test_flood_pauses_ingest_and_alerts_once_with_three_notifiers(stack: Stack) -> None:
+    stack.up("--scale", "notifier=3")  # three workers on the notify queue: no duplicates
     onion = onion_address(stack)
     assert ntfy_messages(stack) == []
     already = len(stored(stack, ""))
