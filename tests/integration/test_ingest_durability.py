@@ -137,9 +137,10 @@ def test_kill_9_under_load_loses_no_acknowledged_message(
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MB tmpfs (root only: skipped where mounting is not permitted)."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
+    """A Maildir on a 1 MB tmpfs (root only: skipped where mounting is not permitted). Its
+    parent, with ingest's log and TLS files, stays on the ordinary disk."""
+    mount_point = tmp_path / "tiny" / "inbox"
+    mount_point.mkdir(parents=True)
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
                              str(mount_point)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -165,8 +166,8 @@ def send_until_refused(port: int, size_lines: int, limit: int = 50) -> list[tupl
 
 
 def test_disk_full_answers_452_4_3_1_and_recovers(
-        start_ingest: Callable[..., IngestProcess], tiny_disk: Path) -> None:
-    ingest = start_ingest(maildir=tiny_disk / "inbox", **OPEN_LIMITS)  # TLS files: ~1 KB
+        tiny_disk: Path, start_ingest: Callable[..., IngestProcess]) -> None:
+    ingest = start_ingest(maildir=tiny_disk, **OPEN_LIMITS)
     outcomes = send_until_refused(ingest.port, size_lines=2000)  # ~100 KB each
     *accepted, (code, reply) = outcomes
     assert (code, reply[:5]) == (452, b"4.3.1")
@@ -180,4 +181,5 @@ def test_disk_full_answers_452_4_3_1_and_recovers(
     with smtplib.SMTP("127.0.0.1", ingest.port, timeout=30) as client:
         assert client.sendmail("disk@example.org", [RCPT], body(1, 1, 2000)) == {}
     assert body(1, 1, 2000) in stored_by_body(ingest)
+    assert "event=write_failed error=ENOSPC" in ingest.logs()
     assert os.statvfs(tiny_disk).f_blocks * os.statvfs(tiny_disk).f_frsize <= 1 << 20

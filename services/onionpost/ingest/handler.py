@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from dataclasses import dataclass
@@ -151,21 +152,21 @@ class IngestHandler:
             tmp_path = await maildir.write_tmp_async(self.maildir, name, parts)
         except OSError as error:
             self.ledger.release(size)
-            log.error("event=write_failed error=%s", error.strerror or type(error).__name__)
+            log.error("event=write_failed error=%s", error_name(error))
             return WRITE_FAILED
         try:
             self.ledger.commit(size, lambda: maildir.publish(self.maildir, tmp_path))
         except OSError as error:
             self.ledger.release(size)
             tmp_path.unlink(missing_ok=True)
-            log.error("event=publish_failed error=%s", error.strerror or type(error).__name__)
+            log.error("event=publish_failed error=%s", error_name(error))
             return WRITE_FAILED
         try:
             await self.directory_sync.sync()
         except OSError as error:
             # The file is whole in new/ but its name may not be durable: ask for a retry
             # (a possible duplicate beats a possible loss).
-            log.error("event=dir_fsync_failed error=%s", error.strerror or "")
+            log.error("event=dir_fsync_failed error=%s", error_name(error))
             return INTERNAL_ERROR
         log.info("event=stored id=%s size=%d rcpts=%d", queue_id, size, len(envelope.rcpt_tos))
         if self.publisher:
@@ -202,6 +203,11 @@ class IngestHandler:
         self.writes_in_flight -= 1
         if not self.writes_in_flight:
             self.idle.set()
+
+
+def error_name(error: OSError) -> str:
+    """ENOSPC rather than 'No space left on device': one word in a key=value line."""
+    return errno.errorcode.get(error.errno or 0, type(error).__name__)
 
 
 def now_ms() -> int:
