@@ -15,7 +15,7 @@ from tests.conftest import TEST_DOMAIN
 from tests.integration.conftest import RCPT
 from tests.support.net import wait_for
 from tests.support.servers import IngestProcess, RedisServer
-from tests.support.smtp import RawSMTP
+from tests.support.smtp import RawSMTP, Reply, circuit_address, proxy_v1
 
 from onionpost.events import EVENTS_QUEUE, MESSAGE_STORED_JOB, PAUSED_KEY
 
@@ -52,6 +52,22 @@ def test_paused_key_refuses_new_sessions_at_greeting_then_resumes(
     wait_for(lambda: greeting_code(ingest.port) == 220, timeout=10, what="220 again")
     send(ingest.port)
     assert len(ingest.messages()) == 1
+
+
+def test_paused_with_proxy_protocol_the_421_follows_tors_header(
+        start_ingest: Callable[..., IngestProcess], redis_url: str) -> None:
+    ingest = start_ingest(proxy_protocol="true")
+    redis.Redis.from_url(redis_url).hset(PAUSED_KEY, "reason", "test")
+
+    def greeting_over_tor() -> Reply | None:
+        with RawSMTP(ingest.port, proxy_line=proxy_v1(circuit_address(7))) as client:
+            return client.greeting()
+
+    reply = wait_for(lambda: (r := greeting_over_tor()) and r.code == 421 and r,
+                     timeout=10, what="421 after the PROXY header")
+    assert reply.enhanced == "4.3.2"
+    redis.Redis.from_url(redis_url).delete(PAUSED_KEY)
+    wait_for(lambda: (r := greeting_over_tor()) and r.code == 220, timeout=10, what="220")
 
 
 def test_session_open_before_the_pause_gets_421_at_mail(
