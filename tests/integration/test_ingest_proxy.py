@@ -129,3 +129,19 @@ def test_without_proxy_the_peer_address_is_the_circuit(
             assert (refused.code, refused.enhanced) == (421, "4.7.0")
     with smtplib.SMTP("127.0.0.1", ingest.port, timeout=15) as client:
         assert client.noop()[0] == 250
+
+
+def test_sessions_in_total_count_every_circuit(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    ingest = start_ingest(proxy_protocol="true", max_sessions=2, circuit_max_sessions=5)
+    first = RawSMTP(ingest.port, proxy_line=proxy_v1(circuit_address(1)))
+    second = RawSMTP(ingest.port, proxy_line=proxy_v1(circuit_address(2)))
+    try:
+        assert [first.greeting().code, second.greeting().code] == [220, 220]
+        with RawSMTP(ingest.port, proxy_line=proxy_v1(circuit_address(3))) as third:
+            refused = third.reply()
+            assert (refused.code, refused.enhanced) == (421, "4.7.0")
+            assert third.closed()
+    finally:
+        first.close()
+        second.close()

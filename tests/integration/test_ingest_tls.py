@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 from tests.conftest import TEST_DOMAIN
 from tests.integration.conftest import RCPT, split_trace, stored_bodies
 from tests.support.servers import IngestProcess
+from tests.support.smtp import RawSMTP
 
 MESSAGE = b"Subject: tls\r\n\r\nover tls\r\n"
 
@@ -183,3 +184,29 @@ def test_neomutt_refuses_to_send_without_starttls(
     result = neomutt_send(tmp_path / "home", ingest.port, tls_files(other)[0].read_bytes())
     assert result.returncode != 0
     assert ingest.messages() == []
+
+
+def test_commands_injected_before_the_tls_handshake_are_discarded(
+        ingest: IngestProcess) -> None:
+    """STARTTLS command injection (CVE-2011-0411 style): plaintext pipelined after STARTTLS
+    must not be executed inside the encrypted session."""
+    with RawSMTP(ingest.port) as client:
+        client.greeting()
+        client.command("EHLO client.example")
+        client.send(b"STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
+        assert client.reply().code == 220
+        try:
+            tls = client_context().wrap_socket(client.sock, server_hostname=TEST_DOMAIN)
+        except (ssl.SSLError, OSError):
+            return  # the server refused the mixed stream: nothing was injected either
+        with tls:
+            tls.sendall(b"EHLO client.example\r\nMAIL FROM:<a@example.org>\r\n")
+            received = b""
+            while received.count(b"\r\n250 ") + received.startswith(b"250 ") < 2:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+    # Our own MAIL is the first of the session: accepted, not "nested".
+    assert received.rstrip().endswith(b"250 2.1.0 OK"), received
+    assert b"503" not in received
