@@ -102,11 +102,31 @@ def ntfy_messages(stack: Stack) -> list[dict[str, Any]]:
         return list(json.load(response))
 
 
+def tor_target(stack: Stack) -> str:
+    torrc = stack.compose("exec", "-T", "tor", "cat", "/tmp/torrc").stdout
+    [line] = [line for line in torrc.splitlines() if line.startswith("HiddenServicePort 25 ")]
+    return line.split()[2]
+
+
+def ingest_address(stack: Stack) -> str:
+    [ingest] = [c for c in stack.containers()
+                if c["Config"]["Labels"]["com.docker.compose.service"] == "ingest"]
+    networks = ingest["NetworkSettings"]["Networks"]
+    return str(networks[f"{stack.project}_internal"]["IPAddress"])
+
+
 def test_tor_writes_an_onion_address(stack: Stack) -> None:
     address = onion_address(stack)
     assert is_valid(address), address
     hostname = stack.compose("exec", "-T", "tor", "cat", "/var/lib/tor/onionpost/hostname")
     assert hostname.stdout.strip() == address
+
+
+def test_tor_points_the_onion_service_at_ingest(stack: Stack) -> None:
+    # ingest starts after tor: the entrypoint puts ingest's address into the torrc (it looks
+    # every 5 s) and reloads tor.
+    wait_until(lambda: tor_target(stack) == f"{ingest_address(stack)}:2525", timeout=30,
+               what="tor to point at ingest")
 
 
 def test_message_from_the_internal_network_lands_in_the_mail_volume(stack: Stack) -> None:
@@ -157,6 +177,8 @@ def test_down_then_up_keeps_mail_and_address(stack: Stack) -> None:
     stack.up()
     assert onion_address(stack) == address
     assert stored(stack, "") == mail
+    wait_until(lambda: tor_target(stack) == f"{ingest_address(stack)}:2525", timeout=30,
+               what="tor to point at the new ingest container")
 
 
 def test_only_the_web_uis_are_published_and_on_loopback(stack: Stack) -> None:
