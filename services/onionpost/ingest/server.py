@@ -7,6 +7,7 @@ import copy
 import logging
 import multiprocessing
 import os
+import re
 import secrets
 import signal
 import socket
@@ -41,6 +42,14 @@ PAUSE_POLL_SECONDS = 0.25
 # Threads for the fsyncs (asyncio's default is cores + 4): concurrent fsyncs share the
 # filesystem journal's commits, so one thread per message in flight raises throughput.
 IO_THREADS = 32
+# <dot-atom@dot-atom> then nothing or one space and parameters: parsed exactly as the email
+# package parses it, in a fraction of the time.
+PLAIN_ADDRESS = re.compile(
+    r"<([A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>"
+    r"(?: ([^\s(][\s\S]*))?\Z")
+# Stream buffer per session. aiosmtpd's is its line limit (1001 bytes), which pauses and
+# resumes reading every 2 KB of DATA; line lengths are still checked line by line.
+STREAM_LIMIT = 64 * 1024
 
 
 class IngestSMTP(SMTP):
@@ -67,23 +76,29 @@ class IngestSMTP(SMTP):
         mutable is shared)."""
         clone = copy.copy(self)
         asyncio.StreamReaderProtocol.__init__(
-            clone, asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            clone, asyncio.StreamReader(loop=self.loop, limit=STREAM_LIMIT),
             client_connected_cb=clone._cb_client_connected, loop=self.loop)
         clone._smtp_methods = {name: getattr(clone, f"smtp_{name}")
                                for name in self._smtp_methods}
         return clone
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        """aiosmtpd's own parser, without the typing.Protocol class that it defines on every
-        call: 70 instead of 115 microseconds per MAIL and per RCPT."""
+        """aiosmtpd's parser (the email package's, ~70 microseconds per MAIL and per RCPT)
+        with a regular-expression shortcut for the plain `<local@domain> PARAMS` that nearly
+        every client sends, and without the typing.Protocol class that aiosmtpd defines on
+        every call (another ~45). tests/unit/test_ingest_sessions.py: same answers."""
         if not arg:
             return "", ""
-        parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
-        try:
-            address, rest = parse(arg)
-        except HeaderParseError:
-            return None, None
-        addr: str = address.addr_spec
+        plain = PLAIN_ADDRESS.match(arg)
+        if plain:
+            addr, rest = plain.group(1), plain.group(2) or ""
+        else:
+            parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
+            try:
+                address, rest = parse(arg)
+            except HeaderParseError:
+                return None, None
+            addr = address.addr_spec
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         return addr, rest
