@@ -15,6 +15,7 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onionpost import onion
 from onionpost.sender.transport import isolation_username
@@ -235,3 +236,33 @@ def test_neomutt_sends_through_onionpost_sendmail(
     assert stored["User-Agent"] is None and stored["Date"].endswith("+0000")
     assert "Written in neomutt." in stored.get_payload()
     assert len(os.listdir(mail / "sent" / "cur")) + len(os.listdir(mail / "sent" / "new")) == 1
+
+
+def test_an_onion_that_does_not_exist_means_75(
+        receivers: dict[str, Receiver], ingest_for: Callable[[str], IngestProcess],
+        sender_for: Callable[[str], Sender]) -> None:
+    bob = ingest_for("bob")
+    never_published = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    nobody = f"nobody@{onion.from_public_key(never_published)}"
+    alice = sender_for("alice")
+    to = [f"bob@{receivers['bob'].address}", nobody]
+    result = alice.sendmail(["-oi", *to], letter(to[0], ", ".join(to), "ghost"))
+    assert result.returncode == 75
+    lines = result.stderr.decode().splitlines()
+    assert f"{to[0]}: not sent" in lines[0]
+    assert f"{nobody}: cannot reach the onion service: onion service not found" in lines[1]
+    assert bob.messages() == []
+    assert alice.local_onion_lookups() == ""
+
+
+def test_an_address_tor_calls_invalid_is_refused_for_good(
+        sender_for: Callable[[str], Sender], receivers: dict[str, Receiver]) -> None:
+    # Checksum and version are right, but these 32 bytes are no ed25519 point: Tor (not our
+    # checksum test) refuses it, and that is final (67), not "try later".
+    not_a_point = f"nobody@{onion.from_public_key(bytes(range(32)))}"
+    alice = sender_for("alice")
+    result = alice.sendmail(["-oi", not_a_point],
+                            letter(f"alice@{receivers['alice'].address}", not_a_point, "bad"))
+    assert result.returncode == 67
+    [line] = result.stderr.decode().splitlines()
+    assert f"{not_a_point}: Tor says this onion address is invalid" in line

@@ -69,6 +69,14 @@ def may_commit(failures: list[Result], partial: bool) -> bool:
     return partial or not failures
 
 
+class UnreachableError(OSError):
+    """A connector could not reach the destination this time; the text says why."""
+
+
+class DestinationRefusedError(Exception):
+    """A connector says the destination can never be reached (Tor: invalid onion address)."""
+
+
 class _TemporaryError(Exception):
     """This try failed in a way that may pass: circuit trouble, a 4xx reply, a timeout."""
 
@@ -140,19 +148,25 @@ class DomainDelivery:
         return False
 
     def _attempt(self, step: Callable[[list[str]], None], recipients: list[str]) -> bool:
+        """One try of `step`; False when it failed in a way worth another try."""
         try:
             step([r for r in recipients if self._pending(r)])
             return True
+        except DestinationRefusedError as error:
+            self._fail(recipients, "permanent", str(error), os.EX_NOUSER)
+            return True
         except (_TemporaryError, OSError, smtplib.SMTPException, ProxyError) as error:
-            self._close()
-            log.debug("event=try_failed error=%s", type(error).__name__)
             detail = str(error) if isinstance(error, _TemporaryError) else _error_text(error)
-            for recipient in recipients:
-                if self._pending(recipient):
-                    self.results[recipient] = Result(recipient, "temporary", detail,
-                                                     os.EX_TEMPFAIL)
-            self.accepted = []
+            log.debug("event=try_failed recipients=%d reason=%r", len(recipients), detail)
+            self._fail(recipients, "temporary", detail, os.EX_TEMPFAIL)
             return False
+
+    def _fail(self, recipients: list[str], status: Status, detail: str, code: int) -> None:
+        self._close()
+        for recipient in recipients:
+            if self._pending(recipient):
+                self.results[recipient] = Result(recipient, status, detail, code)
+        self.accepted = []
 
     def _pending(self, recipient: str) -> bool:
         result = self.results.get(recipient)
@@ -269,6 +283,8 @@ def _text(code: int, text: bytes | str) -> str:
 def _error_text(error: BaseException) -> str:
     if isinstance(error, smtplib.SMTPResponseException):
         return _text(error.smtp_code, error.smtp_error)
+    if isinstance(error, UnreachableError):
+        return str(error)
     if isinstance(error, ProxyConnectionError):
         return f"Tor is not reachable: {error.strerror}"
     if isinstance(error, TimeoutError | socket.timeout):

@@ -4,12 +4,27 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 
-from python_socks import ProxyType
+from python_socks import ProxyError, ProxyType
 from python_socks.sync import Proxy
 
-from onionpost.sender.delivery import Connector
+from onionpost.sender.delivery import Connector, DestinationRefusedError, UnreachableError
+
+# Tor's SOCKS5 replies for onion services (SocksPort ... ExtendedErrors, tor 0.4.3+).
+ONION_REPLIES = {
+    0xF0: "onion service not found (offline for a while, or it never existed)",
+    0xF1: "the onion service's descriptor is invalid",
+    0xF2: "introduction to the onion service failed",
+    0xF3: "rendezvous with the onion service failed",
+    0xF4: "the onion service requires client authorization",
+    0xF5: "wrong client authorization for the onion service",
+    0xF6: "Tor says this onion address is invalid (not a usable ed25519 key)",
+    0xF7: "introduction to the onion service timed out",
+}
+INVALID_ADDRESS = 0xF6
+_REPLY_CODE = re.compile(r"reply code: 0X([0-9A-F]{2})", re.IGNORECASE)
 
 
 def isolation_username(destination: str) -> str:
@@ -23,8 +38,24 @@ def tor_connector(socks_host: str, socks_port: int) -> Connector:
     def connect(host: str, port: int, timeout: float) -> socket.socket:
         proxy = Proxy(ProxyType.SOCKS5, socks_host, socks_port,
                       username=isolation_username(host), password="onionpost", rdns=True)
-        sock = proxy.connect(host, port, timeout=timeout)
+        try:
+            sock = proxy.connect(host, port, timeout=timeout)
+        except ProxyError as error:
+            code = reply_code(error)
+            if code == INVALID_ADDRESS:
+                raise DestinationRefusedError(ONION_REPLIES[code]) from None
+            reason = ONION_REPLIES.get(code or -1, str(error))
+            raise UnreachableError(f"cannot reach the onion service: {reason}") from None
         sock.settimeout(timeout)
         return sock
 
     return connect
+
+
+def reply_code(error: ProxyError) -> int | None:
+    """The SOCKS reply code; python-socks only keeps codes of RFC 1928, so Tor's own
+    (0xF0-0xF7) are read back from its message."""
+    if error.error_code is not None:
+        return int(error.error_code)
+    match = _REPLY_CODE.search(str(error))
+    return int(match.group(1), 16) if match else None

@@ -1,0 +1,35 @@
+"""Tor-facing decisions: one SOCKS identity per destination, Tor's onion replies read right."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from python_socks import ProxyError
+
+from onionpost.sender.transport import ONION_REPLIES, isolation_username, reply_code
+
+
+NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567.-", min_size=1, max_size=70)
+
+
+@given(NAMES, NAMES)
+def test_one_socks_identity_per_destination(first: str, second: str) -> None:
+    assert isolation_username(first) == isolation_username(first.upper())
+    if first.lower() != second.lower():
+        assert isolation_username(first) != isolation_username(second)
+    assert len(isolation_username(first).encode()) <= 255  # SOCKS5 user name limit
+
+
+def test_the_user_name_does_not_carry_the_destination() -> None:
+    assert "example" not in isolation_username("example.onion")
+
+
+def test_tor_extended_replies_are_read_from_the_message() -> None:
+    # python-socks raises these as "Invalid reply code: 0XF0" with no error_code.
+    for code in ONION_REPLIES:
+        assert reply_code(ProxyError(f"Invalid reply code: {code:#04X}")) == code
+
+
+def test_standard_replies_keep_their_code() -> None:
+    assert reply_code(ProxyError("Host unreachable", error_code=4)) == 4
+    assert reply_code(ProxyError("Malformed connect reply")) is None
