@@ -2,7 +2,8 @@
 
 address = base32(pubkey || checksum || version) + ".onion", with
 checksum = SHA3-256(".onion checksum" || pubkey || version)[:2] and version = 3.
-Pure functions only: no sockets, no files.
+Pure functions only: no sockets, no files. Whether the 32 bytes are a usable ed25519 point
+is left to Tor (it answers SOCKS error 0xF6): a typo is already caught by the checksum.
 """
 
 from __future__ import annotations
