@@ -208,10 +208,12 @@ def test_too_big_is_a_data_error(start_ingest: Callable[..., IngestProcess],
 
 
 class Recorder:
-    """A real aiosmtpd server that remembers what each session said."""
+    """A real aiosmtpd server that remembers what each session said and answers DATA with
+    the scripted `replies` (then 250)."""
 
-    def __init__(self) -> None:
+    def __init__(self, replies: tuple[str, ...] = ()) -> None:
         self.sessions: list[dict[str, object]] = []
+        self.replies = list(replies)
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -219,15 +221,15 @@ class Recorder:
             self.sessions.append({"ehlo": session.host_name, "from": envelope.mail_from,
                                   "rcpts": list(envelope.rcpt_tos),
                                   "data": envelope.original_content})
-        return "250 2.0.0 OK"
+            return self.replies.pop(0) if self.replies else "250 2.0.0 OK"
 
 
 @pytest.fixture
-def recorder() -> Callable[[], tuple[Recorder, int]]:
+def recorder() -> Callable[..., tuple[Recorder, int]]:
     controllers: list[Controller] = []
 
-    def start() -> tuple[Recorder, int]:
-        handler, port = Recorder(), free_port()
+    def start(*replies: str) -> tuple[Recorder, int]:
+        handler, port = Recorder(replies), free_port()
         controller = Controller(handler, hostname="127.0.0.1", port=port,
                                 server_hostname="recorder.test")
         controller.start()
@@ -239,7 +241,7 @@ def recorder() -> Callable[[], tuple[Recorder, int]]:
         controller.stop()
 
 
-def test_ehlo_names_our_onion_never_this_host(recorder: Callable[[], tuple[Recorder, int]],
+def test_ehlo_names_our_onion_never_this_host(recorder: Callable[..., tuple[Recorder, int]],
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     handler, port = recorder()
     monkeypatch.setattr(socket, "getfqdn", lambda *_: pytest.fail("getfqdn was called"))
@@ -252,7 +254,7 @@ def test_ehlo_names_our_onion_never_this_host(recorder: Callable[[], tuple[Recor
 
 
 def test_without_our_onion_ehlo_says_nothing_about_us(
-        recorder: Callable[[], tuple[Recorder, int]], tmp_path: Path) -> None:
+        recorder: Callable[..., tuple[Recorder, int]], tmp_path: Path) -> None:
     handler, port = recorder()
     raw = b"From: someone@example.org\n\nbody\n"
     run = send(Network({ALICE: port}), ["-i", f"a@{ALICE}"], raw, domain="",
@@ -262,6 +264,36 @@ def test_without_our_onion_ehlo_says_nothing_about_us(
     assert session["ehlo"] == "[127.0.0.1]"
     assert b"Message-ID: <" in session["data"]  # type: ignore[operator]
     assert b"@example.org>" in session["data"]  # type: ignore[operator]
+
+
+def test_a_4xx_after_data_redoes_the_transaction(
+        recorder: Callable[..., tuple[Recorder, int]]) -> None:
+    handler, port = recorder("451 4.3.0 Try again")
+    network = Network({ALICE: port})
+    run = send(network, ["-i", f"a@{ALICE}"])
+    assert run.code == 0, run.err
+    assert run.sleeps == [0.2]
+    assert network.connections[ALICE] == 2
+    assert [session["rcpts"] for session in handler.sessions] == [[f"a@{ALICE}"]] * 2
+
+
+def test_a_5xx_after_data_is_final(recorder: Callable[..., tuple[Recorder, int]]) -> None:
+    handler, port = recorder("554 5.7.0 Not wanted")
+    run = send(Network({ALICE: port}), ["-i", f"a@{ALICE}", f"b@{ALICE}"])
+    assert run.code == 69
+    assert run.sleeps == []
+    assert run.err.splitlines() == [f"onionpost-sendmail: {r}@{ALICE}: 554 5.7.0 Not wanted"
+                                    for r in "ab"]
+    assert len(handler.sessions) == 1
+
+
+def test_data_keeps_failing_means_75_after_three_tries(
+        recorder: Callable[..., tuple[Recorder, int]]) -> None:
+    handler, port = recorder(*["452 4.3.1 Full"] * 5)
+    run = send(Network({ALICE: port}), ["-i", f"a@{ALICE}"])
+    assert run.code == 75
+    assert len(handler.sessions) == 3
+    assert "452 4.3.1 Full (gave up after 3 tries" in run.err
 
 
 def _queue_id(ingest: IngestProcess) -> str:
