@@ -21,7 +21,7 @@ from onionpost import maildir
 
 MESSAGES = int(os.environ.get("FETCH_BENCH_MESSAGES", "2000"))
 SIZE = 10_000
-ROUNDS = int(os.environ.get("FETCH_BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("FETCH_BENCH_ROUNDS", "5"))
 
 
 class Bench:

@@ -69,9 +69,9 @@ def test_one_fetch_at_a_time(inbox: LocalMaildir) -> None:
     inbox.lock()
     with pytest.raises(BusyError):
         other.lock()
-    inbox.unlock()
+    inbox.close()
     other.lock()
-    other.unlock()
+    other.close()
 
 
 def test_record_appends_loads_and_prunes(tmp_path: Path) -> None:

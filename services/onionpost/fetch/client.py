@@ -209,6 +209,6 @@ def main(argv: list[str], settings: Settings) -> int:
               file=sys.stderr)
         return EX_TEMPFAIL
     finally:
-        inbox.unlock()
+        inbox.close()
     print(summary(outcome, dry_run=args.dry_run))
     return EX_OK

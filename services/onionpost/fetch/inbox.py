@@ -11,7 +11,8 @@ import contextlib
 import fcntl
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from onionpost.maildir import fsync_dir
 LOCK_NAME = ".onionpost-fetch.lock"
 RECORD_NAME = ".onionpost-fetched"
 TMP_SUFFIX = ".onionpost-fetch"
-FSYNC_THREADS = 16
+FSYNC_THREADS = 64  # one per message of a batch: all its fsyncs can merge
 
 
 class BusyError(Exception):
@@ -50,6 +51,7 @@ class LocalMaildir:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._lock_fd: int | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._dirty: set[str] = set()
 
     def exists(self) -> bool:
@@ -68,10 +70,21 @@ class LocalMaildir:
             raise BusyError(f"another fetch into {self.root} is running") from None
         self._lock_fd = fd
 
-    def unlock(self) -> None:
+    def close(self) -> None:
+        """Release the lock and the fsync threads."""
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def in_background(self, work: Callable[[], None]) -> Future[None]:
+        """Run work on one of the fsync threads: fsyncs of many files at once are merged by
+        the filesystem into few journal commits, and overlap with receiving the next ones."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="fsync")
+        return self._pool.submit(work)
 
     def remove_leftovers(self) -> int:
         """Our own half-written files from a run that was killed (only ours: tmp/ is shared)."""
@@ -96,13 +109,11 @@ class LocalMaildir:
         return Delivery(self, entry)
 
     def commit(self, deliveries: list[Delivery]) -> None:
-        """fsync every verified file (in parallel: the filesystem merges concurrent fsyncs
-        into fewer journal commits), rename each into place, then fsync the directories.
-        Only after this may the server delete them."""
+        """Wait until every verified file is fsynced, rename each into place, then fsync the
+        directories. Only after this may the server delete them."""
         try:
-            if deliveries:
-                with ThreadPoolExecutor(max_workers=min(FSYNC_THREADS, len(deliveries))) as pool:
-                    list(pool.map(Delivery.make_durable, deliveries))
+            for delivery in deliveries:
+                delivery.wait_durable()
             for delivery in deliveries:
                 delivery.publish()
         except BaseException:
@@ -134,6 +145,7 @@ class Delivery:
         self._file = os.fdopen(fd, "wb", buffering=1 << 16)
         self._digest = hashlib.sha256()
         self._size = 0
+        self._durable: Future[None] | None = None
 
     def write(self, chunk: bytes) -> None:
         self._digest.update(chunk)
@@ -153,17 +165,26 @@ class Delivery:
                                 f"{got.digest[:12]}…, the server announced {self.entry.size} "
                                 f"bytes with {claimed_digest[:12]}…")
         self._file.flush()
+        self._durable = self._maildir.in_background(self._make_durable)
         return got
 
-    def make_durable(self) -> None:
+    def _make_durable(self) -> None:
         os.fsync(self._file.fileno())
         self._file.close()
+
+    def wait_durable(self) -> None:
+        if self._durable is None:
+            raise RuntimeError(f"{self.entry.name} was not verified")
+        self._durable.result()
 
     def publish(self) -> None:
         os.rename(self._tmp, self._target)
         self._maildir.published(self.entry)
 
     def abort(self) -> None:
+        if self._durable is not None:
+            with contextlib.suppress(Exception):
+                self._durable.result()  # never close the file under a running fsync
         self._file.close()
         self._tmp.unlink(missing_ok=True)
 
