@@ -12,7 +12,7 @@ from tests.support.servers import IngestProcess, RedisServer
 # Fixtures for the guardian and notifier: ntfy double, worker processes.
 pytest_plugins = ["tests.support.guardian_rig"]
 
-TEST_DOMAIN = "pv4ozjdmhrgbmeexr2uu5jelr5sfdrjwgjqsfgmosmxmkcd4oquexoyd.onion"
+TEST_DOMAIN = "eo7i3kzhpluc4njwn5laut5olk7pltpzqwaqdmlyuvqfs5t2556bp4id.onion"  # a valid v3 address (checksum)
 
 
 @pytest.fixture(scope="session")
