@@ -1,0 +1,78 @@
+"""DataPhase reads DATA in blocks exactly as a line-by-line reader (aiosmtpd's rules) would:
+same content, same end, same bytes left for the next command, a refusal in the same cases."""
+
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from onionpost.ingest.data import TOO_LONG, TOO_MUCH, DataPhase
+
+LINE_LIMIT = 40
+SIZE_LIMIT = 300
+
+
+def line_by_line(stream: bytes) -> tuple[bytes, bytes, str | None] | None:
+    """The reference: split at CRLF, stop at '.', unstuff; None if the end never comes."""
+    content, size, error, position = [], 0, None, 0
+    while True:
+        end = stream.find(b"\r\n", position)
+        if end < 0:
+            return None
+        line = stream[position:end + 2]
+        position = end + 2
+        if line == b".\r\n":
+            return (b"" if error else b"".join(content)), stream[position:], error
+        size += len(line)
+        if error is None and size > SIZE_LIMIT:
+            error = TOO_MUCH
+        elif error is None and len(line) > LINE_LIMIT:
+            error = TOO_LONG
+        content.append(line[1:] if line.startswith(b".") else line)
+
+
+def in_blocks(stream: bytes, cuts: list[int]) -> tuple[DataPhase, bytes]:
+    """Feed the stream cut at `cuts`; the phase and what it left unread plus its surplus."""
+    phase = DataPhase(SIZE_LIMIT, LINE_LIMIT)
+    start = 0
+    for cut in [*sorted(set(cuts)), len(stream)]:
+        if phase.feed(stream[start:cut]):
+            return phase, phase.surplus + stream[cut:]
+        start = cut
+    return phase, b""
+
+
+PIECES = st.sampled_from([b"\r\n", b".", b"..", b"\r", b"\n", b"a", b"text ", b".\r\n",
+                          b"\r\n.\r\n", b"\n.\n", b"\r.\r", b"x" * 45, b"MAIL FROM:<a@b>\r\n"])
+STREAMS = st.lists(PIECES, max_size=60).map(b"".join)
+
+
+@settings(max_examples=1500)
+@given(STREAMS, st.lists(st.integers(0, 800), max_size=12))
+@example(b".\r\nQUIT\r\n", [])
+@example(b"..\r\n.\r\n", [1, 2, 3])
+@example(b"a\r\n.\r\nQUIT\r\n", [4, 5])
+@example(b"a\n.\nb\r.\rc\r\n.\r\n", [])
+@example(b"x" * 100 + b"\r\n.\r\n", [10, 50, 101])
+def test_blocks_read_as_lines_do(stream: bytes, cuts: list[int]) -> None:
+    expected = line_by_line(stream)
+    phase, left = in_blocks(stream, [cut for cut in cuts if cut <= len(stream)])
+    if expected is None:
+        assert not phase.done
+        return
+    content, rest, error = expected
+    assert phase.done
+    assert left == rest
+    assert (phase.error is None) == (error is None)
+    if error is None:
+        assert phase.content() == content
+
+
+def test_a_long_unfinished_line_is_not_kept() -> None:
+    phase = DataPhase(None, LINE_LIMIT)
+    for _ in range(1000):
+        assert not phase.feed(b"y" * 1000)
+    assert phase.error == TOO_LONG
+    assert len(phase._line) <= 2
+    assert phase.feed(b"\r\n.\r\nNEXT")
+    assert phase.surplus == b"NEXT"
