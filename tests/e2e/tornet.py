@@ -327,6 +327,9 @@ class TorNetwork:
         self._prepare_relays()
         self._prepare_keys()
         self.timings["keys"] = time.monotonic() - began
+        offset = str(voting_start_offset(time.time()))  # now: key generation takes 1-7 s
+        for authority in self.authorities:
+            authority.arguments = ["--TestingV3AuthVotingStartOffset", offset]
         for tor in [*self.authorities, *self.relays]:
             tor.start(self.common_options(), self.empty_file)
         self.timings["launched"] = time.monotonic() - began
@@ -357,9 +360,6 @@ class TorNetwork:
             tor.options = [f"ORPort 127.0.0.1:{free_port()}", *RELAY_OPTIONS, *tor.options]
         for authority in self.authorities:
             authority.options += [f"DirPort 127.0.0.1:{free_port()}", *AUTHORITY_OPTIONS]
-        offset = str(voting_start_offset(time.time()))
-        for authority in self.authorities:
-            authority.arguments = ["--TestingV3AuthVotingStartOffset", offset]
 
     def _prepare_keys(self) -> None:
         nodes = [*self.authorities, *self.relays]
