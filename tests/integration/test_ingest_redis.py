@@ -106,6 +106,7 @@ def test_each_stored_message_enqueues_a_small_event(
         assert isinstance(payload["circuit"], str) and payload["circuit"]
         payloads.append(payload)
     assert sorted(payload["recipients"] for payload in payloads) == [1, 3]
+    assert BODY_MARKER.decode() not in ingest.logs()
     # The job carries no body (nor any envelope address) in Redis.
     raw = redis.Redis.from_url(redis_url)
     for key in raw.keys("rq:job:*"):

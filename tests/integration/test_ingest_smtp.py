@@ -9,6 +9,7 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+import pytest
 from tests.conftest import TEST_DOMAIN
 from tests.integration.conftest import RCPT, reveals_machine, split_trace, stored_bodies
 from tests.support.servers import IngestProcess
@@ -119,7 +120,10 @@ def test_ehlo_offers_8bitmime_smtputf8_size_starttls_and_no_auth(ingest: IngestP
     assert auth_reply[0] in (502, 503, 504) and auth_reply[1].startswith(b"5.")
 
 
-def test_received_header_names_onion_id_and_utc_only(ingest: IngestProcess) -> None:
+def test_received_header_names_onion_id_and_utc_only(
+        start_ingest: Callable[..., IngestProcess], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # the machine's zone must not show (+0530)
+    ingest = start_ingest()
     with smtplib.SMTP("127.0.0.1", ingest.port, timeout=15) as client:
         client.ehlo("sender-host.example")
         client.sendmail("a@example.org", [RCPT], MESSAGE)
@@ -135,6 +139,7 @@ def test_received_header_names_onion_id_and_utc_only(ingest: IngestProcess) -> N
     assert match.group(1) in path.name
     assert parsedate_to_datetime(match.group(2)).utcoffset().total_seconds() == 0
     assert "sender-host" not in text
+    assert "+0530" not in ingest.logs() and "IST" not in ingest.logs()
     assert not reveals_machine(received)
 
 
