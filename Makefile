@@ -42,8 +42,9 @@ clean:
 # The stack in containers (docs/deploy.md): compose.yaml, configured by .env.
 COMPOSE ?= docker compose
 .PHONY: up down address status
-up:
-	$(COMPOSE) up -d --build --wait
+# Installs Docker and Compose v2 when missing; offline, builds stand-in base images.
+up: install
+	$(PY) -m tests.compose.up
 down:
 	$(COMPOSE) down
 address:
