@@ -12,7 +12,8 @@ from tests.support.servers import IngestProcess, RedisServer
 # Fixtures for the guardian and notifier: ntfy double, worker processes.
 pytest_plugins = ["tests.support.guardian_rig"]
 
-TEST_DOMAIN = "eo7i3kzhpluc4njwn5laut5olk7pltpzqwaqdmlyuvqfs5t2556bp4id.onion"  # a valid v3 address (checksum)
+# A valid v3 onion address (checksum and version check out).
+TEST_DOMAIN = "eo7i3kzhpluc4njwn5laut5olk7pltpzqwaqdmlyuvqfs5t2556bp4id.onion"
 
 
 @pytest.fixture(scope="session")

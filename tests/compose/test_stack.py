@@ -14,9 +14,9 @@ import urllib.request
 from typing import Any
 
 import pytest
-from tests.compose.stack import Stack, wait_until
 
 from onionpost.onion import is_valid
+from tests.compose.stack import Stack, wait_until
 
 pytestmark = pytest.mark.compose
 
