@@ -39,7 +39,7 @@ bench: system-deps install
 clean:
 	rm -rf $(VENV) .pytest_cache mail
 
-# The stack in containers (docs/deploy.md): compose.yaml, configured by .env.
+# The stack in containers (README, "Deploy on a VPS"): compose.yaml, configured by .env.
 COMPOSE ?= docker compose
 .PHONY: up down address status
 # Installs Docker and Compose v2 when missing; offline, builds stand-in base images.
