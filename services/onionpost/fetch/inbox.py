@@ -22,7 +22,7 @@ from onionpost.maildir import fsync_dir
 LOCK_NAME = ".onionpost-fetch.lock"
 RECORD_NAME = ".onionpost-fetched"
 TMP_SUFFIX = ".onionpost-fetch"
-FSYNC_THREADS = 64  # one per message of a batch: all its fsyncs can merge
+FSYNC_THREADS = 64  # many fsyncs at once: the filesystem merges them
 
 
 class BusyError(Exception):

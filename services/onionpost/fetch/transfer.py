@@ -30,7 +30,7 @@ from onionpost.fetch.progress import Outcome, ProgressBar
 from onionpost.fetch.protocol import Entry
 from onionpost.fetch.session import Session
 
-BATCH_COUNT, BATCH_BYTES = 64, 8_000_000
+BATCH_COUNT, BATCH_BYTES = 128, 16_000_000
 
 
 @dataclass
