@@ -12,7 +12,6 @@ import secrets
 import signal
 import socket
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from pathlib import Path
@@ -40,9 +39,6 @@ log = logging.getLogger("onionpost.ingest")
 TIMED_OUT = "421 4.4.2 Timeout, closing connection"
 NO_TLS = "502 5.5.1 STARTTLS is not offered here"
 PAUSE_POLL_SECONDS = 0.25
-# Threads for the fsyncs (asyncio's default is cores + 4): concurrent fsyncs share the
-# filesystem journal's commits, so one thread per message in flight raises throughput.
-IO_THREADS = 32
 # <dot-atom@dot-atom> then nothing or one space and parameters: parsed exactly as the email
 # package parses it, in a fraction of the time.
 PLAIN_ADDRESS = re.compile(
@@ -233,7 +229,6 @@ class Ingest:
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        loop.set_default_executor(ThreadPoolExecutor(IO_THREADS, "ingest-io"))
         self.publisher.start()
         tasks = [loop.create_task(self._poll_pause()), loop.create_task(self._rescan())]
         server = await loop.create_server(self.protocol().fresh, sock=sock)
