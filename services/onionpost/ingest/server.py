@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import logging
 import multiprocessing
 import os
@@ -308,6 +309,9 @@ def run(settings: Settings) -> int:
     sock = listening_socket(settings.ingest_listen, reuse_port=False)
     log.info("event=start workers=%d tls=%s proxy=%s", settings.ingest_workers,
              settings.tls, settings.proxy_protocol)
+    # What start-up made lives as long as the process: keep the collector from walking it
+    # again and again (and forked workers from copying its pages by touching them).
+    gc.freeze()
 
     def work() -> None:
         asyncio.run(Ingest(settings, domain, ledger, salt, tls_context).serve(sock))
