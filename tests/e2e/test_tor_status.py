@@ -7,14 +7,19 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
+from rq import Queue, SimpleWorker
 
 from onionpost import maildir
-from onionpost.events import PAUSED_KEY
+from onionpost.events import EVENTS_QUEUE, NOTIFY_QUEUE, PAUSED_KEY
 from tests.e2e.conftest import MailOnion
+from tests.e2e.tornet import TorNetwork
+from tests.support.net import wait_for
+from tests.support.servers import IngestProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +39,7 @@ def store(mailbox: Path, sizes: list[int]) -> None:
 
 @pytest.fixture
 def status_env(mail_onion: MailOnion, redis_url: str, tmp_path: Path) -> dict[str, str]:
-    mailbox = tmp_path / "inbox"
+    mailbox = tmp_path / "inbox"  # also the Maildir of a test's onion_ingest
     store(mailbox, [1000, 2000, 3000])
     service = mail_onion.service
     return {"ONIONPOST_TOR_CONTROL": f"127.0.0.1:{service.control_port}",
@@ -66,17 +71,49 @@ def test_status_json_tells_the_whole_state(status_env: dict[str, str], redis_url
     assert report["redis"]["reachable"] is True
 
 
-def test_status_screen(status_env: dict[str, str], mail_onion: MailOnion) -> None:
-    result = status(status_env)
+def test_status_screen_follows_real_mail_and_jobs(
+        status_env: dict[str, str], mail_onion: MailOnion, tor_network: TorNetwork,
+        onion_ingest: Callable[..., IngestProcess], redis_url: str, tmp_path: Path) -> None:
+    ingest = onion_ingest(maildir=tmp_path / "inbox")
+    with tor_network.smtp(mail_onion.address, isolation="status") as client:
+        client.sendmail("a@example.onion", [f"owner@{mail_onion.address}"],
+                        b"Subject: s\r\n\r\n" + (b"x" * 60 + b"\r\n") * 40)
+    connection = redis.Redis.from_url(redis_url)
+    wait_for(lambda: Queue(EVENTS_QUEUE, connection=connection).count == 1,
+             what="ingest's message_stored event")
+    Queue(NOTIFY_QUEUE, connection=connection).enqueue("builtins.int", "not a number")
+    SimpleWorker([NOTIFY_QUEUE], connection=connection).work(burst=True)  # fails the job
+
+    result = status({**status_env, "ONIONPOST_INGEST_LISTEN": mail_onion.ingest_listen})
+
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["onion", mail_onion.address]
     assert "bootstrapped 100% (Done)" in lines[1]
     assert "descriptor published" in result.stdout
     assert "proof of work on" in result.stdout
-    assert "accepting mail; not listening on 127.0.0.1:1" in result.stdout
-    assert "3 of 10 messages, 6 kB of 100 kB (30% full)" in result.stdout
-    assert "events 0, notify 0, failed jobs 0" in result.stdout
+    assert f"accepting mail; listening on {mail_onion.ingest_listen}" in result.stdout
+    assert "4 of 10 messages" in result.stdout
+    assert "events 1, notify 0, failed jobs 1" in result.stdout
+    assert len(ingest.messages()) == 4
+
+
+def test_address_command(mail_onion: MailOnion, tmp_path: Path) -> None:
+    service = mail_onion.service
+    found = subprocess.run(
+        [sys.executable, "-m", "onionpost", "address"], capture_output=True, text=True,
+        env={**os.environ, "ONIONPOST_DOMAIN": "",
+             "ONIONPOST_ONION_HOSTNAME_FILE": str(service.hs_dir / "hostname")})
+    assert (found.returncode, found.stdout) == (0, f"{mail_onion.address}\n")
+    unknown = subprocess.run(
+        [sys.executable, "-m", "onionpost", "address"], capture_output=True, text=True,
+        env={**os.environ, "ONIONPOST_DOMAIN": "",
+             "ONIONPOST_ONION_HOSTNAME_FILE": str(tmp_path / "missing"),
+             "ONIONPOST_TOR_CONTROL": f"127.0.0.1:{service.control_port}",
+             "ONIONPOST_TOR_COOKIE_FILE": str(service.cookie_file)})
+    assert unknown.returncode == 69  # tor hosts the mail onion from a torrc, not ADD_ONION
+    assert "unknown" in unknown.stderr
+    assert unknown.stdout == ""
 
 
 def test_status_degrades_when_tor_and_redis_are_unreachable(
