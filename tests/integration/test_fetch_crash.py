@@ -3,6 +3,7 @@ the next normal run leaves every message exactly once here and none on the serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -44,26 +45,42 @@ def _finish(rig: FetchRig, context: str) -> str:
     return result.stdout
 
 
+def _kill_after(rig: FetchRig, moment: tuple[str, float]) -> bool:
+    """Start a fetch and kill -9 it at the moment; False when it finished first."""
+    already_here = rig.local_count()
+    process = rig.start_fetch()
+    kind, value = moment
+    if kind == "after messages":
+        _when_arrived(rig, int(value), process, already_here)
+    else:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(value)
+    finished = process.poll() is not None
+    if not finished:
+        process.send_signal(signal.SIGKILL)
+    process.wait()
+    return not finished
+
+
 def test_client_killed_at_20_moments(rig: FetchRig) -> None:
-    """Moments are picked by progress, not by clock: after k messages arrived, for 20
-    random k from 0 (before anything arrived) to 500 (all here, deletes outstanding)."""
-    moments = [0, *sorted(random.Random(20).sample(range(1, MESSAGES), 18)), MESSAGES]
-    finished_alone = 0
-    both_sides = 0  # kills that left a message here *and* on the server (delete redone)
+    """10 moments picked by progress (after k messages arrived: messages land a batch at
+    a time, so these hit between our renames and the deletes) and 10 by clock, uniform
+    over the length of a whole run (these also hit mid-batch and mid-delete)."""
+    rig.deliver(MESSAGES, size=1500, flagged=10)
+    started = time.monotonic()
+    _finish(rig, "a whole run")
+    whole_run = time.monotonic() - started
+    chance = random.Random(20)
+    moments = [("after messages", k) for k in [0, *chance.sample(range(1, MESSAGES), 9)]]
+    moments += [("after seconds", chance.uniform(0, whole_run)) for _ in range(10)]
+    killed = both_sides = 0  # both: a message left here *and* there (delete redone)
     for moment in moments:
         rig.deliver(MESSAGES, size=1500, flagged=10)
-        already_here = rig.local_count()
-        process = rig.start_fetch()
-        _when_arrived(rig, moment, process, already_here)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-        else:
-            finished_alone += 1
-        process.wait()
+        killed += _kill_after(rig, moment)
         here = {path.name.partition(":")[0] for path in rig.local_files()}
         both_sides += any(name.partition(":")[0] in here for name in rig.remote_names())
-        _finish(rig, f"client killed after {moment} messages")
-    assert finished_alone < len(moments)
+        _finish(rig, f"client killed {moment}")
+    assert killed > 0
     assert both_sides > 0
 
 
