@@ -49,11 +49,17 @@ def inet_endpoints(pid: int) -> list[tuple[str, str, str]]:
     return found
 
 
-def on_loopback(address: str) -> bool:
+def loopback(address: str, unconnected_ok: bool = False) -> bool:
     parsed = ipaddress.ip_address(address)
     if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped:
         parsed = parsed.ipv4_mapped
-    return parsed.is_loopback or parsed.is_unspecified  # unspecified: an unconnected peer
+    return parsed.is_loopback or (unconnected_ok and parsed.is_unspecified)
+
+
+def private(endpoint: tuple[str, str, str]) -> bool:
+    """Bound to loopback (never 0.0.0.0) and, when connected, to a loopback peer."""
+    _, local, remote = endpoint
+    return loopback(local) and loopback(remote, unconnected_ok=True)
 
 
 def test_every_tor_socket_is_on_loopback(
@@ -67,6 +73,6 @@ def test_every_tor_socket_is_on_loopback(
                      for tor in tors if tor.process}
     assert len(endpoints) == len(tors)
     assert all(endpoints.values())  # every tor holds sockets: the check looked at something
-    outside = {name: [e for e in found if not (on_loopback(e[1]) and on_loopback(e[2]))]
+    outside = {name: [endpoint for endpoint in found if not private(endpoint)]
                for name, found in endpoints.items()}
     assert not any(outside.values()), outside
