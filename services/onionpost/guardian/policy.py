@@ -80,8 +80,9 @@ def limit_reached(usage: Usage, limits: Limits) -> str | None:
 
 
 def under_resume_marks(usage: Usage, limits: Limits) -> bool:
+    """Below the marks and below the limits (a mark of 100 % must not resume a full box)."""
     return (limits.resume_percent > 0 and usage.messages <= limits.resume_messages
-            and usage.bytes <= limits.resume_bytes)
+            and usage.bytes <= limits.resume_bytes and limit_reached(usage, limits) is None)
 
 
 def recent_count(arrivals: Iterable[float], now: float, seconds: int) -> int:
