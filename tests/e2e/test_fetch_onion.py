@@ -54,16 +54,6 @@ def owner_onion(tor_network: TorNetwork,
         yield OwnerOnion(rig, service, key, env, config)
 
 
-def _add_client_auth(network: TorNetwork, onion: OwnerOnion) -> None:
-    """ONION_CLIENT_AUTH_ADD on the client tor. (TorNetwork.add_client_auth takes only 250
-    as success; tor answers 252 "Registered client and decrypted desc" when it already holds
-    the descriptor, as here after the refused attempt.)"""
-    service_id = onion.service.address.removesuffix(".onion")
-    with network.client_controller() as controller:
-        reply = controller.msg(f"ONION_CLIENT_AUTH_ADD {service_id} x25519:{onion.key.private_b64}")
-    assert reply.content()[0][0] in ("250", "251", "252"), str(reply)
-
-
 def _fetch(onion: OwnerOnion) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "onionpost", "fetch", "--ssh", f"ssh -F {onion.ssh_config}",
@@ -91,7 +81,7 @@ def test_without_the_owner_key_tor_refuses(owner_onion: OwnerOnion) -> None:
 
 def test_with_the_owner_key_fetch_works_through_tor(tor_network: TorNetwork,
                                                     owner_onion: OwnerOnion) -> None:
-    _add_client_auth(tor_network, owner_onion)
+    tor_network.add_client_auth(owner_onion.service.address, owner_onion.key.private_b64)
     owner_onion.rig.deliver(40, size=5000, flagged=5)
 
     result = _fetch(owner_onion)
