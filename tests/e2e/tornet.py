@@ -279,7 +279,7 @@ class TorNetwork:
         with self.client_controller() as controller:
             reply = controller.msg(f"ONION_CLIENT_AUTH_ADD {service_id} x25519:{private_key_b64}")
         # 251: key replaced; 252: registered, and a cached descriptor decrypted with it.
-        if reply.code not in ("250", "251", "252"):
+        if reply.content()[0][0] not in ("250", "251", "252"):
             raise TorNetworkError(f"ONION_CLIENT_AUTH_ADD refused: {reply}")
 
     def new_identity(self) -> None:
