@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +164,4 @@ def parse_bytes(text: str) -> int:
 
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
     """wait_for with a slower poll: each probe here starts a process."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(1)
+    return wait_for(predicate, timeout, what, interval=1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import smtplib
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import redis
 from onionpost.events import PAUSED_KEY
 from tests.e2e.conftest import MailOnion
 from tests.e2e.tornet import TorNetwork
-from tests.support.flood import RETRY_PAUSE, Flooder
+from tests.support.flood import Flooder
 from tests.support.guardian_rig import ServiceProcess, drain, notices, settle
 from tests.support.net import wait_for
 from tests.support.ntfy_double import NtfyDouble
@@ -40,21 +39,9 @@ class TorFlooder(Flooder):
         self.network = network
         self.address = address
 
-    def _connect(self) -> smtplib.SMTP | None:
+    def open_client(self) -> smtplib.SMTP:
         isolation = f"flood-{threading.current_thread().name}"
-        try:
-            client = self.network.smtp(self.address, isolation=isolation)
-            client.ehlo("flood.example")
-            return client
-        except smtplib.SMTPConnectError as error:
-            with self.result.lock:
-                self.result.greeting_refusals += 1
-                self.result.refused[error.smtp_code] += 1
-        except (smtplib.SMTPException, OSError):
-            with self.result.lock:
-                self.result.refused[0] += 1
-        time.sleep(RETRY_PAUSE)
-        return None
+        return self.network.smtp(self.address, isolation=isolation)
 
 
 def greeting(network: TorNetwork, address: str) -> int | None:

@@ -70,9 +70,13 @@ class Flooder:
         if client is not None:
             self._close(client)
 
+    def open_client(self) -> smtplib.SMTP:
+        """A connected client; subclasses reach ingest another way (e.g. through tor)."""
+        return smtplib.SMTP("127.0.0.1", self.port, timeout=30)
+
     def _connect(self) -> smtplib.SMTP | None:
         try:
-            client = smtplib.SMTP("127.0.0.1", self.port, timeout=30)
+            client = self.open_client()
             client.ehlo("flood.example")
             return client
         except smtplib.SMTPConnectError as error:

@@ -13,7 +13,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "",
+             interval: float = 0.05) -> object:
     """Poll until predicate() is truthy; raise TimeoutError naming what we waited for."""
     deadline = time.monotonic() + timeout
     while True:
@@ -22,7 +23,7 @@ def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str =
             return value
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
