@@ -1,5 +1,5 @@
 """ONIONPOST_INGEST_WORKERS=2: both processes serve the one port, and the limits they enforce
-are one set (shared ledger), not one per process."""
+are one set (shared ledger), not one per process; every stored message becomes an event."""
 
 from __future__ import annotations
 
@@ -11,8 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import redis
+from rq import Queue
 from tests.integration.conftest import RCPT
+from tests.support.net import wait_for
 from tests.support.servers import IngestProcess
+
+from onionpost.events import EVENTS_QUEUE, MESSAGE_STORED_JOB
 
 MESSAGE = b"Subject: workers\r\n\r\n" + (b"0123456789" * 10 + b"\r\n") * 10
 OPEN_LIMITS = {"circuit_max_sessions": 200, "circuit_messages_per_minute": 10_000}
@@ -64,6 +69,13 @@ def open_sessions(port: int, count: int) -> Iterator[list[smtplib.SMTP]]:
         yield clients
 
 
+def start_workers(start_ingest: Callable[..., IngestProcess], **settings: object) -> IngestProcess:
+    """Two workers, both listening (the fixture waits for the first only)."""
+    ingest = start_ingest(ingest_workers=2, **OPEN_LIMITS, **settings)
+    wait_for(lambda: ingest.logs().count("event=listening") == 2, what="both workers")
+    return ingest
+
+
 def serving_workers(ingest: IngestProcess, clients: list[smtplib.SMTP]) -> Counter[int]:
     """Which worker process holds each client's connection."""
     assert ingest.process is not None
@@ -92,7 +104,7 @@ def send(client: smtplib.SMTP, count: int) -> list[int]:
 
 def test_both_workers_serve_and_share_one_message_quota(
         start_ingest: Callable[..., IngestProcess]) -> None:
-    ingest = start_ingest(ingest_workers=2, max_messages=25, max_sessions=100, **OPEN_LIMITS)
+    ingest = start_workers(start_ingest, max_messages=25, max_sessions=100)
     assert ingest.process is not None
     with open_sessions(ingest.port, 20) as clients:
         owners = serving_workers(ingest, clients)
@@ -107,7 +119,7 @@ def test_both_workers_serve_and_share_one_message_quota(
 
 def test_the_session_limit_counts_both_workers(
         start_ingest: Callable[..., IngestProcess]) -> None:
-    ingest = start_ingest(ingest_workers=2, max_sessions=6, **OPEN_LIMITS)
+    ingest = start_workers(start_ingest, max_sessions=6)
     with open_sessions(ingest.port, 6) as clients:
         assert len(serving_workers(ingest, clients)) == 2
         with smtplib.SMTP() as extra:
@@ -115,3 +127,20 @@ def test_the_session_limit_counts_both_workers(
         assert (code, text[:5]) == (421, b"4.7.0")
     with open_sessions(ingest.port, 6):  # the slots came back when the sessions closed
         pass
+
+
+def test_events_of_both_workers_reach_rq(
+        start_ingest: Callable[..., IngestProcess], redis_url: str) -> None:
+    ingest = start_workers(start_ingest, max_messages=1000)
+    with open_sessions(ingest.port, 10) as clients:
+        assert len(serving_workers(ingest, clients)) == 2
+        with ThreadPoolExecutor(len(clients)) as pool:
+            replies = list(pool.map(send, clients, [5] * len(clients)))
+        assert replies == [[250] * 5] * len(clients)
+    events = Queue(EVENTS_QUEUE, connection=redis.Redis.from_url(redis_url))
+    jobs = wait_for(lambda: events.count == 50 and events.get_jobs(), timeout=10,
+                    what="50 events")
+    assert {job.func_name for job in jobs} == {MESSAGE_STORED_JOB}
+    stored = {path.name: path.stat().st_size for path in ingest.messages()}
+    assert {job.args[0]["file"]: job.args[0]["size"] for job in jobs} == stored
+    assert ingest.stop() == 0
