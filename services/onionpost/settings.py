@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     circuit_max_sessions: int = Field(3, ge=1, description="concurrent sessions per circuit")
     circuit_messages_per_minute: int = Field(10, ge=1, description="messages per circuit/min")
     command_timeout: float = Field(60.0, gt=0, description="seconds idle between commands")
-    data_timeout: float = Field(300.0, gt=0, description="seconds for the whole DATA phase")
+    data_timeout: float = Field(
+        600.0, gt=0, description="seconds for the whole DATA phase (10 MB at 17 KB/s)")
     max_messages: int = Field(100, ge=1, description="mailbox quota: messages in new/+cur/")
     max_bytes: ByteSize = Field(300_000_000, description="mailbox quota: bytes in new/+cur/")
     quota_rescan_interval: float = Field(

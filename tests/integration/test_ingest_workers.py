@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 from rq import Queue
 from tests.integration.conftest import RCPT
-from tests.support.net import wait_for
+from tests.support.net import port_open, wait_for
 from tests.support.servers import IngestProcess
 
 from onionpost.events import EVENTS_QUEUE, MESSAGE_STORED_JOB
@@ -144,3 +144,32 @@ def test_events_of_both_workers_reach_rq(
     stored = {path.name: path.stat().st_size for path in ingest.messages()}
     assert {job.args[0]["file"]: job.args[0]["size"] for job in jobs} == stored
     assert ingest.stop() == 0
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_workers_end_with_their_parent_even_after_kill_9(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    """Orphaned workers would keep the port: the next ingest could not bind it."""
+    ingest = start_workers(start_ingest)
+    assert ingest.process is not None
+    workers = children(ingest.process.pid)
+    assert len(workers) == 2
+    ingest.kill()
+    wait_for(lambda: not any(map(running, workers)), what="the workers to exit")
+    successor = IngestProcess(ingest.maildir, ingest.domain, ingest.env, port=ingest.port)
+    try:
+        successor.start(wait=False)  # its log file is the first one's: wait for the port
+        wait_for(lambda: port_open(ingest.port) or successor.process.poll() is not None,
+                 what="the successor to listen")
+        assert successor.process.poll() is None, successor.logs()[-2000:]
+        with smtplib.SMTP("127.0.0.1", successor.port, timeout=30) as client:
+            assert client.noop()[0] == 250
+    finally:
+        successor.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -325,7 +326,13 @@ def run(settings: Settings) -> int:
 def _run_workers(work: Any, count: int) -> int:
     """Pre-fork: the children share the listening socket and the ledger's memory."""
     context = multiprocessing.get_context("fork")
-    workers = [context.Process(target=work, name=f"ingest-{n}") for n in range(count)]
+    parent = os.getpid()
+
+    def child() -> None:
+        _end_with_parent(parent)
+        work()
+
+    workers = [context.Process(target=child, name=f"ingest-{n}") for n in range(count)]
     for worker in workers:
         worker.start()
 
@@ -339,3 +346,12 @@ def _run_workers(work: Any, count: int) -> int:
     for worker in workers:
         worker.join()
     return max((worker.exitcode or 0 for worker in workers), default=0)
+
+
+def _end_with_parent(parent: int) -> None:
+    """SIGTERM this worker when the parent dies, even by SIGKILL: orphans would keep the
+    port and the Maildir busy for the next ingest (Linux prctl PR_SET_PDEATHSIG)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
