@@ -75,11 +75,12 @@ def count_new(maildir: Path) -> int:
         return 0
 
 
-def ingest_round(base: Path, redis: RedisServer, workers: int, messages: int,
+def ingest_round(base: Path, redis: RedisServer, workers: int, fsync: str, messages: int,
                  keep_alive: bool) -> Run:
     maildir = base / "inbox"
     ingest = IngestProcess(maildir, DOMAIN, {
         "ONIONPOST_REDIS_URL": redis.url, "ONIONPOST_INGEST_WORKERS": str(workers),
+        "ONIONPOST_FSYNC": fsync,
         "ONIONPOST_MAX_MESSAGES": str(messages * 2), "ONIONPOST_MAX_BYTES": "10GB",
         "ONIONPOST_CIRCUIT_MAX_SESSIONS": str(SESSIONS * 2),
         "ONIONPOST_CIRCUIT_MESSAGES_PER_MINUTE": str(messages * 100)})
@@ -107,14 +108,14 @@ def load() -> str:
 
 def table(results: dict[str, list[Run]], reference: str) -> str:
     reference_rate = statistics.median(run.rate for run in results[reference])
-    lines = [f"{'receiver':<22}{'messages':>9}{'seconds':>9}{'client s':>10}{'msg/s':>8}"
+    lines = [f"{'receiver':<34}{'messages':>9}{'seconds':>9}{'client s':>10}{'msg/s':>8}"
              f"{'x Postfix':>11}   rounds (msg/s)"]
     for name, runs in results.items():
         rate = statistics.median(run.rate for run in runs)
         seconds = statistics.median(run.seconds for run in runs)
         client = statistics.median(run.client_seconds for run in runs)
         rounds = " ".join(f"{run.rate:.0f}" for run in runs)
-        lines.append(f"{name:<22}{runs[0].messages:>9}{seconds:>9.2f}{client:>10.2f}"
+        lines.append(f"{name:<34}{runs[0].messages:>9}{seconds:>9.2f}{client:>10.2f}"
                      f"{rate:>8.0f}{rate / reference_rate:>11.2f}   {rounds}")
     return "\n".join(lines)
 
@@ -122,7 +123,9 @@ def table(results: dict[str, list[Run]], reference: str) -> str:
 def main() -> None:
     messages = int(os.environ.get("BENCH_MESSAGES", "3000"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
-    worker_counts = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
+    # (workers, ONIONPOST_FSYNC) pairs: the default group commit, and an fsync per file.
+    setups = [(int(n), mode) for mode in os.environ.get("BENCH_FSYNC", "group,file").split(",")
+              for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
     keep_alive = os.environ.get("BENCH_KEEP_ALIVE") == "1"
     base = Path(tempfile.mkdtemp(prefix="onionpost-bench-ingest-"))
     base.chmod(0o755)  # Postfix's virtual(8) runs as nobody and must reach its Maildir
@@ -133,15 +136,15 @@ def main() -> None:
     postfix = PostfixReference(base / "postfix", DOMAIN)
     reference = "postfix (virtual)"
     results: dict[str, list[Run]] = {reference: []}
-    results.update({f"onionpost workers={n}": [] for n in worker_counts})
+    results.update({f"onionpost workers={n} fsync={mode}": [] for n, mode in setups})
     try:
         postfix.start()
         for number in range(rounds):
             results[reference].append(postfix_round(postfix, number, messages, keep_alive))
-            for workers in worker_counts:
-                results[f"onionpost workers={workers}"].append(ingest_round(
-                    base / f"ingest-{workers}-{number}", redis, workers, messages,
-                    keep_alive))
+            for workers, mode in setups:
+                results[f"onionpost workers={workers} fsync={mode}"].append(ingest_round(
+                    base / f"ingest-{workers}-{mode}-{number}", redis, workers, mode,
+                    messages, keep_alive))
     finally:
         postfix.stop()
         postfix.cleanup()

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     max_bytes: ByteSize = Field(300_000_000, description="mailbox quota: bytes in new/+cur/")
     quota_rescan_interval: float = Field(
         2.0, gt=0, description="seconds between ingest's rescans of the Maildir")
+    fsync: Literal["group", "file"] = Field(
+        "group", description="group: one syncfs per group of messages; file: one fsync each")
     tls: Literal["on", "off"] = Field("on", description="offer STARTTLS (never required)")
     tls_cert: Path | None = Field(None, description="PEM certificate; empty: self-signed")
     tls_key: Path | None = Field(None, description="PEM key for tls_cert")

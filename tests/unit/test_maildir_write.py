@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,43 @@ def test_a_failed_write_removes_the_file(box: Path) -> None:
     with pytest.raises(TypeError):
         asyncio.run(maildir.write_tmp_async(box, "broken", [b"ok", "not bytes"]))  # type: ignore[list-item]
     assert list((box / "tmp").iterdir()) == []
+
+
+def test_group_syncfs_serves_callers_that_arrive_together_in_one_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    groups: list[int] = []
+    real = maildir._sync_group
+
+    def recording(fds: list[int]) -> list[OSError | None]:
+        groups.append(len(fds))
+        return real(fds)
+
+    monkeypatch.setattr(maildir, "_sync_group", recording)
+    fds = [os.open(tmp_path / f"m{n}", os.O_WRONLY | os.O_CREAT, 0o600) for n in range(5)]
+
+    async def five_at_once() -> list[None]:
+        sync = maildir.GroupSyncfs()
+        return await asyncio.gather(*(sync.fsync(fd) for fd in fds))
+
+    try:
+        assert asyncio.run(five_at_once()) == [None] * 5
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert groups == [5]
+
+
+def test_group_syncfs_failure_is_told_to_the_failing_caller_only(tmp_path: Path) -> None:
+    good = os.open(tmp_path / "good", os.O_WRONLY | os.O_CREAT, 0o600)
+    bad = 1 << 30  # no such descriptor: syncfs(2) fails, the group falls back to fsync each
+
+    async def both() -> list[object]:
+        sync = maildir.GroupSyncfs()
+        return await asyncio.gather(sync.fsync(bad), sync.fsync(good), return_exceptions=True)
+
+    try:
+        failed, succeeded = asyncio.run(both())
+    finally:
+        os.close(good)
+    assert isinstance(failed, OSError)
+    assert succeeded is None

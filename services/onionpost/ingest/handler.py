@@ -59,7 +59,8 @@ def header_safe(text: str) -> str:
 
 class IngestHandler:
     def __init__(self, domain: str, maildir_path: Path, ledger: Ledger, pause: PauseState,
-                 publisher: EventPublisher | None, max_recipients: int) -> None:
+                 publisher: EventPublisher | None, max_recipients: int,
+                 fsync_mode: str = "group") -> None:
         self.domain = domain
         self.maildir = maildir_path
         self.ledger = ledger
@@ -67,6 +68,7 @@ class IngestHandler:
         self.publisher = publisher
         self.max_recipients = max_recipients
         self.directory_sync = maildir.DirectorySync(maildir_path / "new")
+        self.data_sync = maildir.data_sync(fsync_mode)
         self.writes_in_flight = 0
         self.shutting_down = False
         self.idle = asyncio.Event()
@@ -149,7 +151,8 @@ class IngestHandler:
     async def _store(self, name: str, queue_id: str, size: int, parts: list[bytes],
                      envelope: Envelope, circuit_key: int) -> str:
         try:
-            tmp_path = await maildir.write_tmp_async(self.maildir, name, parts)
+            tmp_path = await maildir.write_tmp_async(self.maildir, name, parts,
+                                                     self.data_sync)
         except OSError as error:
             self.ledger.release(size)
             log.error("event=write_failed error=%s", error_name(error))

@@ -213,7 +213,7 @@ class Ingest:
         self.sessions: set[IngestSMTP] = set()
         self.publisher = EventPublisher(settings.redis_url)
         self.handler = IngestHandler(domain, settings.maildir, ledger, self.pause,
-                                     self.publisher, settings.max_recipients)
+                                     self.publisher, settings.max_recipients, settings.fsync)
 
     def protocol(self) -> IngestSMTP:
         settings = self.settings
