@@ -11,6 +11,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,11 +167,7 @@ class FsyncThreads:
     def _work(self) -> None:
         while True:
             fd, future = self._jobs.get()
-            error = None
-            try:
-                os.fsync(fd)
-            except OSError as failure:
-                error = failure
+            error = _failure(os.fsync, fd)
             with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
                 future.get_loop().call_soon_threadsafe(_settle, future, error)
 
@@ -184,19 +181,17 @@ def _settle(future: asyncio.Future[None], error: OSError | None) -> None:
         future.set_exception(error)
 
 
-class GroupSyncfs:
-    """Group commit of file data: the fsyncs asked for while one syncfs(2) runs wait and are
-    all served by the next one: one flush of the Maildir's filesystem per group instead of
-    one per message. Fastest where the Maildir has its filesystem (volume) to itself; on a
-    shared one, a group also waits for other programs' dirty data. Since Linux 5.8 syncfs
-    reports write-back errors; a failed group falls back to an fsync per file, so each
-    message learns its own fate."""
+class GroupSync:
+    """Group commit: callers that ask while a group is being synced wait and are all served
+    by the next group, in one thread: one hand-off (and one flush) per group, not per call.
+    `sync_group` takes the group's descriptors and returns an error or None for each."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync_group: Callable[[list[int]], list[OSError | None]]) -> None:
+        self._sync_group = sync_group
         self._pending: list[tuple[int, asyncio.Future[None]]] = []
         self._running = False
 
-    async def fsync(self, fd: int) -> None:
+    async def fsync(self, fd: int = -1) -> None:
         future = asyncio.get_running_loop().create_future()
         self._pending.append((fd, future))
         if not self._running:
@@ -208,66 +203,51 @@ class GroupSyncfs:
         try:
             while self._pending:
                 group, self._pending = self._pending, []
-                errors = await asyncio.to_thread(_sync_group, [fd for fd, _ in group])
+                errors = await asyncio.to_thread(self._sync_group, [fd for fd, _ in group])
                 for (_, future), error in zip(group, errors, strict=True):
                     _settle(future, error)
         finally:
             self._running = False
 
 
+class DirectorySync(GroupSync):
+    """Group commit of renames: one fsync of the directory serves every rename made before
+    it started."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(lambda fds: [_failure(fsync_dir, directory)] * len(fds))
+
+    async def sync(self) -> None:
+        await self.fsync()
+
+
+def _failure(action: Callable[..., None], *args: object) -> OSError | None:
+    try:
+        action(*args)
+    except OSError as error:
+        return error
+    return None
+
+
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def _sync_group(fds: list[int]) -> list[OSError | None]:
+def syncfs_group(fds: list[int]) -> list[OSError | None]:
+    """One syncfs(2) of the Maildir's filesystem for the whole group of file data: fastest
+    where the Maildir has its filesystem (volume) to itself; on a shared one, a group also
+    waits for other programs' dirty data. syncfs reports write-back errors since Linux 5.8;
+    a failed group falls back to an fsync per file, so each message learns its own fate."""
     if _LIBC.syncfs(fds[0]) == 0:
         return [None] * len(fds)
-    errors: list[OSError | None] = []
-    for fd in fds:
-        try:
-            os.fsync(fd)
-        except OSError as error:
-            errors.append(error)
-        else:
-            errors.append(None)
-    return errors
+    return [_failure(os.fsync, fd) for fd in fds]
 
 
-DataSync = FsyncThreads | GroupSyncfs
+DataSync = FsyncThreads | GroupSync
 FSYNC = FsyncThreads(32)
 
 
 def data_sync(mode: str) -> DataSync:
     """ONIONPOST_FSYNC: 'group' (syncfs group commit) or 'file' (an fsync per message)."""
-    return GroupSyncfs() if mode == "group" else FSYNC
+    return GroupSync(syncfs_group) if mode == "group" else FSYNC
 
 
-class DirectorySync:
-    """Group commit: every caller waits for an fsync of the directory that started after
-    its rename; messages that finish together share one fsync."""
-
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-        self._waiting: asyncio.Future[None] | None = None
-        self._running = False
-
-    async def sync(self) -> None:
-        if self._waiting is None:
-            self._waiting = asyncio.get_running_loop().create_future()
-        waiter = self._waiting
-        if not self._running:
-            self._running = True
-            asyncio.get_running_loop().create_task(self._run())
-        await waiter
-
-    async def _run(self) -> None:
-        try:
-            while self._waiting is not None:
-                batch, self._waiting = self._waiting, None
-                try:
-                    await asyncio.to_thread(fsync_dir, self._directory)
-                except OSError as error:
-                    batch.set_exception(error)
-                else:
-                    batch.set_result(None)
-        finally:
-            self._running = False

@@ -40,19 +40,19 @@ def test_a_failed_write_removes_the_file(box: Path) -> None:
 
 
 def test_group_syncfs_serves_callers_that_arrive_together_in_one_group(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path) -> None:
     groups: list[int] = []
-    real = maildir._sync_group
+    real = maildir.syncfs_group
 
     def recording(fds: list[int]) -> list[OSError | None]:
         groups.append(len(fds))
         return real(fds)
 
-    monkeypatch.setattr(maildir, "_sync_group", recording)
+
     fds = [os.open(tmp_path / f"m{n}", os.O_WRONLY | os.O_CREAT, 0o600) for n in range(5)]
 
     async def five_at_once() -> list[None]:
-        sync = maildir.GroupSyncfs()
+        sync = maildir.GroupSync(recording)
         return await asyncio.gather(*(sync.fsync(fd) for fd in fds))
 
     try:
@@ -68,7 +68,7 @@ def test_group_syncfs_failure_is_told_to_the_failing_caller_only(tmp_path: Path)
     bad = 1 << 30  # no such descriptor: syncfs(2) fails, the group falls back to fsync each
 
     async def both() -> list[object]:
-        sync = maildir.GroupSyncfs()
+        sync = maildir.GroupSync(maildir.syncfs_group)
         return await asyncio.gather(sync.fsync(bad), sync.fsync(good), return_exceptions=True)
 
     try:
