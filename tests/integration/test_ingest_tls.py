@@ -210,3 +210,17 @@ def test_commands_injected_before_the_tls_handshake_are_discarded(
     # Our own MAIL is the first of the session: accepted, not "nested".
     assert received.rstrip().endswith(b"250 2.1.0 OK"), received
     assert b"503" not in received
+
+
+def test_no_login_of_any_kind_before_or_after_starttls(ingest: IngestProcess) -> None:
+    """Anyone may write to us: AUTH is neither advertised nor listed in HELP nor accepted."""
+    with smtplib.SMTP("127.0.0.1", ingest.port, timeout=15) as client:
+        for secured in (False, True):
+            if secured:
+                client.starttls(context=client_context())
+            client.ehlo("client.example")
+            assert not client.has_extn("auth")
+            code, text = client.docmd("HELP")
+            assert code == 250 and b"AUTH" not in text
+            code, _ = client.docmd("AUTH", "PLAIN AGFsaWNlAHNlY3JldA==")
+            assert 500 <= code < 600

@@ -41,6 +41,7 @@ log = logging.getLogger("onionpost.ingest")
 TIMED_OUT = "421 4.4.2 Timeout, closing connection"
 NO_TLS = "502 5.5.1 STARTTLS is not offered here"
 PAUSE_POLL_SECONDS = 0.25
+NOT_OFFERED = {"AUTH"}  # anyone may write to us: no login, not even in HELP
 # <dot-atom@dot-atom> then nothing or one space and parameters: parsed exactly as the email
 # package parses it, in a fraction of the time.
 PLAIN_ADDRESS = re.compile(
@@ -79,7 +80,7 @@ class IngestSMTP(SMTP):
             clone, asyncio.StreamReader(loop=self.loop, limit=STREAM_LIMIT),
             client_connected_cb=clone._cb_client_connected, loop=self.loop)
         clone._smtp_methods = {name: getattr(clone, f"smtp_{name}")
-                               for name in self._smtp_methods}
+                               for name in self._smtp_methods if name not in NOT_OFFERED}
         return clone
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -177,6 +178,9 @@ class IngestSMTP(SMTP):
             self._set_post_data_state()
             return
         self.envelope.content = self.envelope.original_content = phase.content()
+        # The content is all here: a DATA deadline that runs out during the (short) store
+        # would lose the 250 of a stored message and bring a duplicate.
+        self._reset_timeout()
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
