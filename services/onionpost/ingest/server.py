@@ -41,7 +41,7 @@ log = logging.getLogger("onionpost.ingest")
 TIMED_OUT = "421 4.4.2 Timeout, closing connection"
 NO_TLS = "502 5.5.1 STARTTLS is not offered here"
 PAUSE_POLL_SECONDS = 0.25
-NOT_OFFERED = {"AUTH"}  # anyone may write to us: no login, not even in HELP
+NO_AUTH = "502 5.5.1 AUTH not offered: anyone may write to us"
 # <dot-atom@dot-atom> then nothing or one space and parameters: parsed exactly as the email
 # package parses it, in a fraction of the time.
 PLAIN_ADDRESS = re.compile(
@@ -80,7 +80,7 @@ class IngestSMTP(SMTP):
             clone, asyncio.StreamReader(loop=self.loop, limit=STREAM_LIMIT),
             client_connected_cb=clone._cb_client_connected, loop=self.loop)
         clone._smtp_methods = {name: getattr(clone, f"smtp_{name}")
-                               for name in self._smtp_methods if name not in NOT_OFFERED}
+                               for name in self._smtp_methods}
         return clone
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -184,6 +184,12 @@ class IngestSMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
+
+    auth_offered = False  # HELP lists a command only when its `when` attribute is true
+
+    @syntax("AUTH", when="auth_offered")
+    async def smtp_AUTH(self, arg: str) -> None:
+        await self.push(NO_AUTH)
 
     @syntax("STARTTLS", when="tls_context")
     async def smtp_STARTTLS(self, arg: str) -> None:
