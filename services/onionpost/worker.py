@@ -135,7 +135,7 @@ def stop_child(child: BaseProcess, timeout: float = 5) -> None:
 
 
 def _supervise(name: str, loop: Callable[[], None]) -> None:
-    _die_with_parent()
+    die_with_parent()
     while True:
         try:
             loop()
@@ -158,8 +158,9 @@ def _rest() -> bool:
     return False
 
 
-def _die_with_parent() -> None:
-    """Linux: receive SIGTERM when the parent dies, even by SIGKILL."""
+def die_with_parent() -> None:
+    """Linux: receive SIGTERM when the parent dies, even by SIGKILL (an orphan would keep
+    ports, queues or the Maildir busy for its successor)."""
     parent = os.getppid()
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import ctypes
 import gc
 import logging
 import multiprocessing
@@ -35,6 +34,7 @@ from onionpost.ingest.handler import (
 )
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
 from onionpost.settings import Settings
+from onionpost.worker import die_with_parent
 
 log = logging.getLogger("onionpost.ingest")
 
@@ -336,10 +336,9 @@ def run(settings: Settings) -> int:
 def _run_workers(work: Any, count: int) -> int:
     """Pre-fork: the children share the listening socket and the ledger's memory."""
     context = multiprocessing.get_context("fork")
-    parent = os.getpid()
 
     def child() -> None:
-        _end_with_parent(parent)
+        die_with_parent()
         work()
 
     workers = [context.Process(target=child, name=f"ingest-{n}") for n in range(count)]
@@ -357,11 +356,3 @@ def _run_workers(work: Any, count: int) -> int:
         worker.join()
     return max((worker.exitcode or 0 for worker in workers), default=0)
 
-
-def _end_with_parent(parent: int) -> None:
-    """SIGTERM this worker when the parent dies, even by SIGKILL: orphans would keep the
-    port and the Maildir busy for the next ingest (Linux prctl PR_SET_PDEATHSIG)."""
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() != parent:  # it died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
