@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("onionpost.status:main", "tor, ingest, mailbox and queues at a glance"),
     "address": ("onionpost.tor:address_main", "print our onion address"),
     "sendmail": ("onionpost.sender.sendmail:main", "send a message (sendmail-compatible)"),
+    "send-queue": ("onionpost.sender.queue_command:main", "deliver queued outgoing mail (cron)"),
     "contacts": ("onionpost.sender.contacts:main", "the address book: add, list, remove"),
     "neomutt-config": ("onionpost.sender.neomutt:main", "print a neomutt configuration"),
     "fetch": ("onionpost.fetch.client:main", "move mail from the server to this machine"),

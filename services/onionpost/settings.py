@@ -38,6 +38,22 @@ def parse_delays(value: object) -> object:
 RetryDelays = Annotated[tuple[Annotated[float, Field(ge=0)], ...],
                         NoDecode, BeforeValidator(parse_delays)]
 
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: object) -> float:
+    """'5d', '12h', '30m', '90s', '600' (seconds) or a number -> seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION_RE.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 5d, 12h, 30m or seconds)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
 
 
 def _split_hostport(value: str) -> tuple[str, int]:
@@ -124,6 +140,14 @@ class Settings(BaseSettings):
         (10.0, 40.0), description="seconds between delivery tries (3 tries: 2 delays)")
     send_timeout: float = Field(
         60.0, gt=0, description="seconds for the onion connection and each SMTP step")
+    send_queue: Literal["off", "on"] = Field(
+        "off", description="on: keep undeliverable mail in the outbox (onionpost send-queue)")
+    outbox: Path = Field(
+        Path("~/.local/share/onionpost/outbox"), description="queued outgoing messages")
+    queue_lifetime: Duration = Field(
+        432000.0, description="queued mail older than this is bounced (5d, 12h, seconds)")
+    local_inbox: Path = Field(
+        Path("~/mail/inbox"), description="local Maildir that receives bounces")
 
     @field_validator("ingest_listen", "tor_control", "tor_socks")
     @classmethod

@@ -64,8 +64,11 @@ def exit_code(results: list[Result]) -> int:
     return next((code for code in EXIT_PRIORITY if code in codes), 0)
 
 
-def may_commit(failures: list[Result], partial: bool) -> bool:
-    """Send DATA only when no recipient failed, or the user asked for --partial."""
+def may_commit(failures: list[Result], partial: bool, queue: bool = False) -> bool:
+    """Send DATA only when no recipient failed, or the user asked for --partial. With the
+    outbox (`queue`), temporary failures do not hold the others: they wait in the queue."""
+    if queue and all(failure.status == "temporary" for failure in failures):
+        return True
     return partial or not failures
 
 
@@ -255,7 +258,7 @@ class DomainDelivery:
 
 
 def deliver(plan: Plan, sender: str, message: bytes, connector: Connector, options: Options,
-            partial: bool = False) -> list[Result]:
+            partial: bool = False, queue: bool = False) -> list[Result]:
     """Deliver to every route of `plan`; a result for every recipient, refused ones too."""
     refused = [Result(r.recipient, "permanent", r.reason, r.exit_code) for r in plan.refused]
     if refused and not partial:
@@ -267,7 +270,8 @@ def deliver(plan: Plan, sender: str, message: bytes, connector: Connector, optio
     with ThreadPoolExecutor(min(MAX_PARALLEL_SESSIONS, len(deliveries) or 1)) as pool:
         list(pool.map(DomainDelivery.prepare, deliveries))
         failures = [result for d in deliveries for result in d.results.values()]
-        finish = DomainDelivery.commit if may_commit(failures, partial) else DomainDelivery.abort
+        commit = may_commit(failures, partial, queue)
+        finish = DomainDelivery.commit if commit else DomainDelivery.abort
         list(pool.map(finish, deliveries))
     return refused + [d.results[address] for d in deliveries for address in d.route.recipients]
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 # Sendmail flags that take a value (`-fADDR` or `-f ADDR`). Only f/r/F/b/o matter to us;
 # the others (DSN, queue ids, config files, hop counts, debug) are accepted and ignored.
 _WITH_VALUE = frozenset("BCFLNORVXbdfhopr")
-LONG_FLAGS = {"--partial": "partial", "--keep-headers": "keep_headers", "--help": "help"}
+LONG_FLAGS = {"--partial": "partial", "--keep-headers": "keep_headers", "--queue": "queue",
+              "--help": "help"}
 
 
 class UsageError(ValueError):
@@ -25,6 +26,7 @@ class Invocation:
     verbose: bool = False               # -v: one line per delivered recipient too
     partial: bool = False               # --partial: send to the valid recipients anyway
     keep_headers: bool = False          # --keep-headers: keep User-Agent / X-Mailer
+    queue: bool = False                 # --queue: a destination that is down goes to the outbox
     help: bool = False
 
 

@@ -1,6 +1,7 @@
 """`onionpost sendmail` / `onionpost-sendmail`: a sendmail(8) that delivers every
-`user@<onion>` recipient straight to that onion's port 25 over Tor. No queue: it tries a few
-times, then says 75 ("try later") and the mail client keeps the message."""
+`user@<onion>` recipient straight to that onion's port 25 over Tor. It tries a few times,
+then says 75 ("try later") and the mail client keeps the message; with the outbox on
+(--queue, ONIONPOST_SEND_QUEUE=on) it queues it instead for `onionpost send-queue`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from onionpost import onion
-from onionpost.sender import contacts, delivery, hygiene, invocation, message, routing
+from onionpost.sender import contacts, delivery, hygiene, invocation, message, outbox, routing
 from onionpost.sender.delivery import Connector, Options, Result
 from onionpost.sender.transport import tor_connector
 from onionpost.settings import ConfigError, Settings
@@ -21,7 +22,7 @@ from onionpost.settings import ConfigError, Settings
 PROG = "onionpost-sendmail"
 NO_LOCAL_NAME = "[127.0.0.1]"  # EHLO when we know no onion of ours: says nothing about us
 USAGE = f"""usage: {PROG} [-t] [-i | -oi] [-f SENDER] [-F NAME] [-v] [--partial]
-                          [--keep-headers] [--] [RECIPIENT ...]
+                          [--keep-headers] [--queue] [--] [RECIPIENT ...]
 
 Reads a message on stdin and delivers it over Tor to each recipient's onion (port 25).
   -t              also send to the To, Cc and Bcc addresses of the message
@@ -31,6 +32,9 @@ Reads a message on stdin and delivers it over Tor to each recipient's onion (por
   -v              print one line per delivered recipient too
   --partial       send to the valid recipients even if others are refused
   --keep-headers  keep User-Agent and X-Mailer (removed by default)
+  --queue         a destination still down after the tries: queue the message in the
+                  outbox (`onionpost send-queue` retries it) and exit 0 (as
+                  ONIONPOST_SEND_QUEUE=on)
 Recipients may be names from the address book (`onionpost contacts`).
 Exit codes: 0 sent, 64 usage, 65 bad message, 67 unknown or non-onion recipient,
 69 refused by the server, 75 try again later, 78 configuration."""
@@ -77,10 +81,30 @@ def send(call: invocation.Invocation, raw: bytes, settings: Settings,
     options = Options(ehlo_name=ehlo_name(own, sender), tls=settings.send_tls != "off",
                       timeout=settings.send_timeout, retry_delays=settings.send_retry_delays,
                       sleep=sleep)
-    results = delivery.deliver(routing.plan(recipients, lookup), sender, draft.to_bytes(),
-                               connector, options, call.partial)
+    body = draft.to_bytes()
+    use_queue = call.queue or settings.send_queue == "on"
+    results = delivery.deliver(routing.plan(recipients, lookup), sender, body,
+                               connector, options, call.partial, use_queue)
+    if use_queue and outbox.queueable(results):
+        results = enqueue(results, sender, body, settings, err)
     report(results, len(options.retry_delays) + 1, call.verbose, err, out)
     return delivery.exit_code(results)
+
+
+def enqueue(results: list[Result], sender: str, body: bytes, settings: Settings,
+            err: TextIO) -> list[Result]:
+    """Put the temporary failures in the outbox, one line per domain; the results left to
+    report. If the outbox cannot be written, all results stand (exit 75 as without it)."""
+    entry = outbox.new_entry(sender, results, time.time())
+    try:
+        outbox.Outbox(settings.outbox.expanduser()).add(entry, body)
+    except OSError as error:
+        print(f"{PROG}: cannot queue in {settings.outbox}: {error.strerror}", file=err)
+        return results
+    wait = outbox.span(entry.next_attempt - entry.first_queued)
+    for domain, reason in entry.last_error.items():
+        print(f"{PROG}: queued for {domain}: {reason}; next try in {wait}", file=err)
+    return [result for result in results if result.status != "temporary"]
 
 
 def own_domain(settings: Settings) -> str | None:
