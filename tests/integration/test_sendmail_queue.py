@@ -234,3 +234,11 @@ def test_list_shows_the_queue_without_bodies(settings: Settings, tmp_path: Path)
     assert first.startswith(f"{entry.id}  age ") and "attempts 1  next try in " in first
     assert second.startswith(f"  {CAROL} (1 recipient): connection to the onion service")
     assert "private" not in result.stdout
+
+
+def test_a_bad_argument_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "onionpost", "send-queue", "--now"], capture_output=True,
+        text=True, timeout=30, env={**os.environ, "ONIONPOST_OUTBOX": str(tmp_path / "o")})
+    assert result.returncode == 64
+    assert "unrecognized arguments: --now" in result.stderr

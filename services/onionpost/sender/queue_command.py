@@ -29,7 +29,10 @@ def main(argv: list[str], settings: Settings) -> int:
         "Deliver queued outgoing mail that is due (safe to run from cron every few minutes)."))
     parser.add_argument("--list", action="store_true", help="print the queue, send nothing")
     parser.add_argument("--flush", action="store_true", help="try every message now")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # argparse said --help (0) or what is wrong (usage: 64)
+        return os.EX_USAGE if done.code else 0
     box = Outbox(settings.outbox.expanduser())
     if args.list:
         print_queue(box.entries(), time.time(), sys.stdout)
