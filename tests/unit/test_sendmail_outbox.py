@@ -108,6 +108,14 @@ def test_a_message_without_state_is_removed_once_old(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["1-ab.eml", "1-ab.json"]
 
 
+def test_an_unreadable_state_is_skipped_and_kept(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    box.add(entry(), b"kept")
+    (tmp_path / "new" / "2-cd.json").write_bytes(b"{not json")
+    assert [queued.id for queued in box.entries()] == ["1-ab"]
+    assert (tmp_path / "new" / "2-cd.json").exists()
+
+
 def test_the_lock_admits_one_run(tmp_path: Path) -> None:
     box = Outbox(tmp_path)
     with box.lock(), pytest.raises(outbox.BusyError), Outbox(tmp_path).lock():

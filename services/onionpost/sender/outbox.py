@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from onionpost import maildir
 from onionpost.sender.delivery import Result
 
+log = logging.getLogger("onionpost.sender")
 FIRST_DELAY = 300.0   # 5 minutes after the first failed run ...
 MAX_DELAY = 7200.0    # ... doubling up to 2 hours
 ORPHAN_AGE = 3600.0   # a .eml with no .json this old is a crashed sendmail's leftover
@@ -121,6 +123,18 @@ def span(seconds: float) -> str:
     return f"{days} d {rest} h" if rest else f"{days} d"
 
 
+def _read(path: Path) -> Entry | None:
+    """An entry's state; None when it just left (a run removed it) or cannot be read (it
+    stays on disk for a person to look at, and is logged)."""
+    try:
+        return Entry.from_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):
+        log.warning("event=queue_entry_unreadable file=%s", path.name)
+        return None
+
+
 class BusyError(Exception):
     """Another send-queue run holds the outbox lock."""
 
@@ -152,7 +166,7 @@ class Outbox:
     def entries(self) -> list[Entry]:
         if not self.new.is_dir():
             return []
-        found = [Entry.from_json(path.read_bytes()) for path in self.new.glob(f"*{STATE}")]
+        found = [entry for path in self.new.glob(f"*{STATE}") if (entry := _read(path))]
         return sorted(found, key=lambda entry: (entry.first_queued, entry.id))
 
     def message(self, entry_id: str) -> bytes:
