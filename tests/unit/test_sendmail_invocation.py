@@ -77,8 +77,8 @@ def test_verbose() -> None:
     (["a@b", "-F"], "-F requires a value"),
     (["-bs"], "-bs is not supported"),
     (["-bp"], "-bp is not supported"),
-    (["-q"], "keeps no queue"),
-    (["-q30m"], "keeps no queue"),
+    (["-q"], "onionpost send-queue"),
+    (["-q30m"], "onionpost send-queue"),
 ])
 def test_what_we_cannot_do_is_a_usage_error(argv: list[str], words: str) -> None:
     with pytest.raises(UsageError, match=words):
