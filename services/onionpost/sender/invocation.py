@@ -66,7 +66,7 @@ def _switch(flag: str, result: Invocation) -> None:
     elif flag == "v":
         result.verbose = True
     elif flag == "q":
-        raise UsageError("-q is not supported here: run `onionpost send-queue` to deliver the outbox")
+        raise UsageError("-q is not supported: `onionpost send-queue` delivers the outbox")
 
 
 def _option(flag: str, value: str, result: Invocation) -> None:
