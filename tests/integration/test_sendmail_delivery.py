@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import socket
 import threading
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,13 +15,13 @@ import redis
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.support.direct_network import Network
 from tests.support.net import free_port, wait_for
 from tests.support.servers import IngestProcess
 
 from onionpost import onion
 from onionpost.events import PAUSED_KEY
 from onionpost.sender import invocation, message, sendmail
-from onionpost.sender.delivery import Connector
 from onionpost.settings import Settings
 
 
@@ -41,22 +40,6 @@ NEOMUTT_MESSAGE = (f"Date: Wed, 25 Nov 2026 14:30:00 +0100\n"
                    f"first line\n"
                    f".\n"
                    f"after a lone dot\n").encode()
-
-
-class Network:
-    """Onion domain -> 127.0.0.1 port; records every connection sendmail opens."""
-
-    def __init__(self, ports: dict[str, int]) -> None:
-        self.ports = ports
-        self.connections: Counter[str] = Counter()
-
-    def connector(self) -> Connector:
-        def connect(host: str, port: int, timeout: float) -> socket.socket:
-            assert port == 25
-            self.connections[host] += 1
-            return socket.create_connection(("127.0.0.1", self.ports[host]), timeout)
-
-        return connect
 
 
 class Run:

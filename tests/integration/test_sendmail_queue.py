@@ -15,12 +15,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.support.direct_network import Network
 from tests.support.net import free_port
 from tests.support.servers import IngestProcess
 
@@ -39,21 +39,6 @@ OURS, ALICE, CAROL = new_onion(), new_onion(), new_onion()
 MESSAGE = (f"From: Me <me@{OURS}>\nTo: alice@{ALICE}, carol@{CAROL}\nSubject: plans\n\n"
            f"the body stays private\n").encode()
 LATER = 3600.0  # past the first backoff (5 min), well within the lifetime
-
-
-class Network:
-    """Onion domain -> 127.0.0.1 port (a closed port: the destination is down)."""
-
-    def __init__(self, ports: dict[str, int]) -> None:
-        self.ports = ports
-        self.connections: Counter[str] = Counter()
-
-    def connector(self) -> Connector:
-        def connect(host: str, port: int, timeout: float) -> socket.socket:
-            self.connections[host] += 1
-            return socket.create_connection(("127.0.0.1", self.ports[host]), timeout)
-
-        return connect
 
 
 @pytest.fixture
