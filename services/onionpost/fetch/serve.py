@@ -10,7 +10,7 @@ import argparse
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,6 +49,15 @@ def _open_message(maildir: Path, name: str) -> int | None:
         return os.open(maildir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (FileNotFoundError, OSError):
         return None
+
+
+def _sha256(fd: int, size: int, copy_to: Callable[[bytes], object] | None = None) -> str:
+    digest = hashlib.sha256()
+    for chunk in _chunks(fd, size):
+        digest.update(chunk)
+        if copy_to is not None:
+            copy_to(chunk)
+    return digest.hexdigest()
 
 
 def _chunks(fd: int, size: int) -> Iterator[bytes]:
@@ -114,34 +123,34 @@ class Server:
         self._out.write(protocol.request("END", len(entries), skipped))
 
     def _do_get(self, name: str) -> None:
-        fd = _open_message(self.maildir, name)
+        fd = self._open(name)
         if fd is None:
-            self._out.write(protocol.request("GONE", name))
             return
         try:
             size = os.fstat(fd).st_size
             self._out.write(protocol.request("DATA", name, size))
-            digest = hashlib.sha256()
-            for chunk in _chunks(fd, size):
-                digest.update(chunk)
-                self._out.write(chunk)
-            self._out.write(digest.hexdigest().encode() + b"\n")
+            digest = _sha256(fd, size, copy_to=self._out.write)
+            self._out.write(digest.encode() + b"\n")
         finally:
             os.close(fd)
 
     def _do_sum(self, name: str) -> None:
-        fd = _open_message(self.maildir, name)
+        fd = self._open(name)
         if fd is None:
-            self._out.write(protocol.request("GONE", name))
             return
         try:
             size = os.fstat(fd).st_size
-            digest = hashlib.sha256()
-            for chunk in _chunks(fd, size):
-                digest.update(chunk)
+            digest = _sha256(fd, size)
         finally:
             os.close(fd)
-        self._out.write(protocol.request("SUM", name, size, digest.hexdigest()))
+        self._out.write(protocol.request("SUM", name, size, digest))
+
+    def _open(self, name: str) -> int | None:
+        """The message's descriptor, or None after telling the client it is gone."""
+        fd = _open_message(self.maildir, name)
+        if fd is None:
+            self._out.write(protocol.request("GONE", name))
+        return fd
 
     def _do_del(self, name: str, size: str) -> None:
         path = self.maildir / name
