@@ -14,7 +14,6 @@ from rq import Queue
 PAUSED_KEY = "onionpost:paused"  # hash {reason, since}; absent = accepting mail
 EVENTS_QUEUE = "events"
 NOTIFY_QUEUE = "notify"
-OUTBOUND_QUEUE = "outbound"
 MESSAGE_STORED_JOB = "onionpost.guardian.jobs.message_stored"
 BATCH_SECONDS = 0.02  # events wait at most this long before they are enqueued together
 
@@ -86,8 +85,6 @@ class EventPublisher:
                 return
 
     def _send(self, events_queue: Queue, events: list[dict[str, Any]]) -> None:
-        if not events:
-            return
         try:
             events_queue.enqueue_many([
                 Queue.prepare_data(MESSAGE_STORED_JOB, args=(event,), result_ttl=0,

@@ -46,7 +46,7 @@ def file_name(queue_id: str, size: int) -> str:
     return f"{seconds}.M{micros}R{queue_id}.{HOST_LABEL},S={size}"
 
 
-def size_of(path: Path) -> int:
+def size_of(path: Path | os.DirEntry[str]) -> int:
     """Size from the ,S= tag (no stat), falling back to stat for foreign names."""
     match = _SIZE_IN_NAME.search(path.name)
     return int(match.group(1)) if match else path.stat().st_size
@@ -63,9 +63,8 @@ def scan(maildir: Path) -> Usage:
         for entry in entries:
             if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                 continue
-            match = _SIZE_IN_NAME.search(entry.name)
             try:
-                total += int(match.group(1)) if match else entry.stat().st_size
+                total += size_of(entry)
             except FileNotFoundError:  # fetched away while we looked
                 continue
             messages += 1

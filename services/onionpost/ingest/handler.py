@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
@@ -28,13 +28,6 @@ WRITE_FAILED = "452 4.3.1 Insufficient system storage, try again later"
 INTERNAL_ERROR = "451 4.3.0 Local error in processing, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 MAX_LOCAL_PART = 64
-
-
-class Admission(Protocol):
-    """What the SMTP protocol object offers the handler (see server.IngestSMTP)."""
-
-    def admit(self, address: str) -> str | None: ...
-    circuit_key: int
 
 
 @dataclass
