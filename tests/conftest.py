@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.servers import IngestProcess, RedisServer
 
 # Fixtures for the guardian and notifier: ntfy double, worker processes.
 pytest_plugins = ["tests.support.guardian_rig"]
+
+# CI must not fail on a new random example one day and pass the next: `make test` replays
+# the same examples. `HYPOTHESIS_PROFILE=explore make test` searches new ones.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # A valid v3 onion address (checksum and version check out).
 TEST_DOMAIN = "eo7i3kzhpluc4njwn5laut5olk7pltpzqwaqdmlyuvqfs5t2556bp4id.onion"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from tests.conftest import TEST_DOMAIN
+from tests.support.privacy import names_of_this_machine
 from tests.support.servers import IngestProcess
 
 RCPT = f"owner@{TEST_DOMAIN}"
@@ -22,7 +22,7 @@ def reveals_machine(text: str) -> list[str]:
     """Whatever in text names an IP, the machine, or an envelope address."""
     found = IPV4.findall(text)
     found += [marker for marker in ("::1", "fc00:", "@", "localhost") if marker in text]
-    found += re.findall(rf"\b{re.escape(socket.gethostname())}\b", text)
+    found += names_of_this_machine(text)
     return found
 
 
