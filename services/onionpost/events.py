@@ -14,8 +14,9 @@ from rq import Queue
 PAUSED_KEY = "onionpost:paused"  # hash {reason, since}; absent = accepting mail
 EVENTS_QUEUE = "events"
 NOTIFY_QUEUE = "notify"
-MESSAGE_STORED_JOB = "onionpost.guardian.jobs.message_stored"
+MESSAGES_STORED_JOB = "onionpost.guardian.jobs.messages_stored"
 BATCH_SECONDS = 0.02  # events wait at most this long before they are enqueued together
+BATCH_EVENTS = 500  # most events in one job
 
 log = logging.getLogger("onionpost.events")
 
@@ -48,9 +49,12 @@ class Outage:
 
 
 class EventPublisher:
-    """Enqueues `message_stored` jobs from a background thread, so that the SMTP session
-    never waits on Redis. While Redis is down events are dropped (the disk is the source
-    of truth and the guardian recounts it) and the outage is logged once, not per message."""
+    """Enqueues `messages_stored` jobs from a background thread, so that the SMTP session
+    never waits on Redis. One job carries every event of a batch: the guardian recounts
+    once per batch, not once per message (a flood is when that matters), and ingest pays
+    for one rq job instead of one per message (~15% of its CPU at full speed). While Redis
+    is down events are dropped (the disk is the source of truth and the guardian recounts
+    it) and the outage is logged once, not per message."""
 
     def __init__(self, url: str, backlog: int = 10_000) -> None:
         self._url = url
@@ -79,17 +83,15 @@ class EventPublisher:
         while True:
             stopping = self._stopping.wait(BATCH_SECONDS)
             while self._pending:
-                count = min(len(self._pending), 500)
+                count = min(len(self._pending), BATCH_EVENTS)
                 self._send(events_queue, [self._pending.popleft() for _ in range(count)])
             if stopping:
                 return
 
     def _send(self, events_queue: Queue, events: list[dict[str, Any]]) -> None:
         try:
-            events_queue.enqueue_many([
-                Queue.prepare_data(MESSAGE_STORED_JOB, args=(event,), result_ttl=0,
-                                   failure_ttl=86_400)
-                for event in events])
+            events_queue.enqueue(MESSAGES_STORED_JOB, events, result_ttl=0,
+                                 failure_ttl=86_400)
         except redis.RedisError as error:
             self.outage.down(error)
             return

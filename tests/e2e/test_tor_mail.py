@@ -11,13 +11,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
-import redis
-from rq import Queue
 
 from onionpost import tor
-from onionpost.events import EVENTS_QUEUE
 from tests.e2e.conftest import MailOnion
 from tests.e2e.tornet import TorNetwork
+from tests.support.events import queued_events
 from tests.support.net import wait_for
 from tests.support.servers import IngestProcess
 
@@ -64,9 +62,8 @@ def test_smtplib_through_socks_lands_in_the_maildir(
 
 
 def stored_circuits(redis_url: str) -> list[str]:
-    """The circuit id of every message_stored event ingest enqueued, in order."""
-    queue = Queue(EVENTS_QUEUE, connection=redis.Redis.from_url(redis_url))
-    return [job.args[0]["circuit"] for job in queue.get_jobs()]
+    """The circuit id of every event ingest enqueued, in order."""
+    return [event["circuit"] for event in queued_events(redis_url)]
 
 
 def test_each_circuit_has_its_own_limits(

@@ -15,9 +15,10 @@ import redis
 from rq import Queue, SimpleWorker
 
 from onionpost import maildir
-from onionpost.events import EVENTS_QUEUE, NOTIFY_QUEUE, PAUSED_KEY
+from onionpost.events import NOTIFY_QUEUE, PAUSED_KEY
 from tests.e2e.conftest import MailOnion
 from tests.e2e.tornet import TorNetwork
+from tests.support.events import queued_events
 from tests.support.net import wait_for
 from tests.support.servers import IngestProcess
 
@@ -79,8 +80,7 @@ def test_status_screen_follows_real_mail_and_jobs(
         client.sendmail("a@example.onion", [f"owner@{mail_onion.address}"],
                         b"Subject: s\r\n\r\n" + (b"x" * 60 + b"\r\n") * 40)
     connection = redis.Redis.from_url(redis_url)
-    wait_for(lambda: Queue(EVENTS_QUEUE, connection=connection).count == 1,
-             what="ingest's message_stored event")
+    wait_for(lambda: len(queued_events(redis_url)) == 1, what="ingest's event")
     Queue(NOTIFY_QUEUE, connection=connection).enqueue("builtins.int", "not a number")
     SimpleWorker([NOTIFY_QUEUE], connection=connection).work(burst=True)  # fails the job
 

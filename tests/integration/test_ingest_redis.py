@@ -1,4 +1,4 @@
-"""Ingest and Redis: the guardian's pause key, `message_stored` events on rq's `events` queue,
+"""Ingest and Redis: the guardian's pause key, `messages_stored` events on rq's `events` queue,
 and mail accepted all the same while Redis is down."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import redis
 from rq import Queue
 from tests.conftest import TEST_DOMAIN
 from tests.integration.conftest import RCPT
+from tests.support.events import queued_events
 from tests.support.net import wait_for
 from tests.support.servers import IngestProcess, RedisServer
 from tests.support.smtp import RawSMTP, Reply, circuit_address, proxy_v1
 
-from onionpost.events import EVENTS_QUEUE, MESSAGE_STORED_JOB, PAUSED_KEY
+from onionpost.events import BATCH_EVENTS, EVENTS_QUEUE, PAUSED_KEY, EventPublisher
 
 BODY_MARKER = b"secret-body-text-7f3a"
 MESSAGE = b"Subject: event\r\n\r\n" + BODY_MARKER + b"\r\n"
@@ -83,28 +84,20 @@ def test_session_open_before_the_pause_gets_421_at_mail(
     assert ingest.messages() == []
 
 
-def stored_jobs(redis_url: str) -> list:
-    return Queue(EVENTS_QUEUE, connection=redis.Redis.from_url(redis_url)).get_jobs()
-
-
 def test_each_stored_message_enqueues_a_small_event(
         ingest: IngestProcess, redis_url: str) -> None:
     before = time.time()
     send(ingest.port)
     send(ingest.port, [RCPT, f"second@{TEST_DOMAIN}", f"third@{TEST_DOMAIN}"])
-    jobs = wait_for(lambda: len(stored_jobs(redis_url)) == 2 and stored_jobs(redis_url),
-                    timeout=10, what="two events")
+    payloads = wait_for(lambda: len(queued_events(redis_url)) == 2 and queued_events(redis_url),
+                        timeout=10, what="two events")
     files = {path.name: path for path in ingest.messages()}
-    payloads = []
-    for job in jobs:
-        assert job.func_name == MESSAGE_STORED_JOB
-        [payload] = job.args
+    for payload in payloads:
         assert set(payload) == {"file", "size", "recipients", "time", "circuit"}
         path = files[payload["file"]]
         assert payload["size"] == path.stat().st_size
         assert before <= payload["time"] <= time.time()
         assert isinstance(payload["circuit"], str) and payload["circuit"]
-        payloads.append(payload)
     assert sorted(payload["recipients"] for payload in payloads) == [1, 3]
     assert BODY_MARKER.decode() not in ingest.logs()
     # The job carries no body (nor any envelope address) in Redis.
@@ -128,7 +121,7 @@ def test_mail_is_accepted_with_redis_down_and_the_outage_logged_once(
         start_ingest: Callable[..., IngestProcess], own_redis: RedisServer) -> None:
     ingest = start_ingest(redis_url=own_redis.url, circuit_messages_per_minute=100)
     send(ingest.port)
-    wait_for(lambda: len(stored_jobs(own_redis.url)) == 1, timeout=10, what="first event")
+    wait_for(lambda: len(queued_events(own_redis.url)) == 1, timeout=10, what="first event")
     own_redis.stop()
     for _ in range(15):
         send(ingest.port)
@@ -137,6 +130,20 @@ def test_mail_is_accepted_with_redis_down_and_the_outage_logged_once(
     own_redis.start()  # same port; redis-server without persistence starts empty
     wait_for(lambda: "event=redis_up" in ingest.logs(), timeout=10, what="recovery logged")
     send(ingest.port)
-    wait_for(lambda: len(stored_jobs(own_redis.url)) == 1, timeout=10, what="events again")
+    wait_for(lambda: len(queued_events(own_redis.url)) == 1, timeout=10, what="events again")
     assert ingest.logs().count("event=redis_down") == 1
     assert len(ingest.messages()) == 17
+
+
+def test_events_are_enqueued_in_batches_of_at_most_batch_events(redis_url: str) -> None:
+    publisher = EventPublisher(redis_url)
+    for number in range(2 * BATCH_EVENTS + 1):  # all pending before the thread first looks
+        publisher.publish({"file": f"m{number}", "size": number})
+    publisher.start()
+    wait_for(lambda: len(queued_events(redis_url)) == 2 * BATCH_EVENTS + 1, timeout=10,
+             what="every event")
+    publisher.stop()
+    jobs = Queue(EVENTS_QUEUE, connection=redis.Redis.from_url(redis_url)).get_jobs()
+    assert [len(job.args[0]) for job in jobs] == [BATCH_EVENTS, BATCH_EVENTS, 1]
+    assert [event["file"] for event in queued_events(redis_url)] == [
+        f"m{number}" for number in range(2 * BATCH_EVENTS + 1)]

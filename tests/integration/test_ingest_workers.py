@@ -11,13 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import redis
-from rq import Queue
 from tests.integration.conftest import RCPT
+from tests.support.events import queued_events
 from tests.support.net import port_open, wait_for
 from tests.support.servers import IngestProcess
-
-from onionpost.events import EVENTS_QUEUE, MESSAGE_STORED_JOB
 
 MESSAGE = b"Subject: workers\r\n\r\n" + (b"0123456789" * 10 + b"\r\n") * 10
 OPEN_LIMITS = {"circuit_max_sessions": 200, "circuit_messages_per_minute": 10_000}
@@ -148,12 +145,10 @@ def test_events_of_both_workers_reach_rq(
         with ThreadPoolExecutor(len(clients)) as pool:
             replies = list(pool.map(send, clients, [5] * len(clients)))
         assert replies == [[250] * 5] * len(clients)
-    events = Queue(EVENTS_QUEUE, connection=redis.Redis.from_url(redis_url))
-    jobs = wait_for(lambda: events.count == 50 and events.get_jobs(), timeout=10,
-                    what="50 events")
-    assert {job.func_name for job in jobs} == {MESSAGE_STORED_JOB}
+    events = wait_for(lambda: len(queued_events(redis_url)) == 50 and queued_events(redis_url),
+                      timeout=10, what="50 events")
     stored = {path.name: path.stat().st_size for path in ingest.messages()}
-    assert {job.args[0]["file"]: job.args[0]["size"] for job in jobs} == stored
+    assert {event["file"]: event["size"] for event in events} == stored
     assert ingest.stop() == 0
 
 

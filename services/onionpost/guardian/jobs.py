@@ -96,16 +96,16 @@ class Guardian:
             PUBLISH_JOB, notice.to_dict(), pipeline=pipe, result_ttl=NOTICE_RESULT_TTL,
             failure_ttl=FAILURE_TTL, description=f"notice {notice.kind} {notice.id}")
 
-    def note_new_mail(self, name: str) -> None:
-        """Count a stored message toward the next new-mail notice; the first message of a
+    def note_new_mail(self, names: list[str]) -> None:
+        """Count stored messages toward the next new-mail notice; the first message of a
         burst schedules the digest that sends one notice for the whole burst."""
-        if self.settings.notify_new_mail == "off":
+        if self.settings.notify_new_mail == "off" or not names:
             return
         window = uuid.uuid4().hex[:12]
         delay = self.settings.new_mail_coalesce_seconds
         with self.connection.pipeline(transaction=True) as pipe:
-            pipe.incr(state.NEW_MAIL_COUNT)
-            pipe.lpush(state.NEW_MAIL_FILES, name)
+            pipe.incrby(state.NEW_MAIL_COUNT, len(names))
+            pipe.lpush(state.NEW_MAIL_FILES, *names[-notices.SUMMARY_LINES:])
             pipe.ltrim(state.NEW_MAIL_FILES, 0, notices.SUMMARY_LINES - 1)
             pipe.set(state.NEW_MAIL_WINDOW, window, nx=True, ex=2 * delay + 300)
             opened = pipe.execute()[-1]
@@ -170,12 +170,19 @@ def current() -> Guardian:
 
 # --- the jobs (their import paths are part of the queue protocol) -------------------------
 
-def message_stored(event: dict[str, Any]) -> str:
-    """Enqueued by ingest after a message is safely in new/: {file, size, recipients, ...}."""
+def messages_stored(events: list[dict[str, Any]]) -> str:
+    """Enqueued by ingest for the messages it put safely into new/ within a few
+    milliseconds: one {file, size, recipients, ...} each. One recount for them all."""
     guardian = current()
     outcome = guardian.recount("event")
-    guardian.note_new_mail(str(event.get("file", "")))
+    guardian.note_new_mail([str(event.get("file", "")) for event in events])
     return outcome
+
+
+def message_stored(event: dict[str, Any]) -> str:
+    """One message's event, as ingest enqueued them before it batched them: such jobs
+    can still be queued in Redis (appendonly) across an upgrade."""
+    return messages_stored([event])
 
 
 def sweep() -> str:
