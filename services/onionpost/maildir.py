@@ -98,18 +98,20 @@ def write_tmp(maildir: Path, name: str, parts: list[bytes]) -> Path:
 
 
 async def write_tmp_async(maildir: Path, name: str, parts: list[bytes],
-                          syncer: DataSync | None = None) -> Path:
+                          fsync: bool = True) -> Path:
     """write_tmp for the event loop. A small message goes to the page cache inline (tens of
     microseconds) and only its fsync, which waits for the disk, runs in a thread: one GIL
     hand-off per message instead of one per system call, which under load is what limits
-    throughput. Large messages are written in the thread too."""
+    throughput. Large messages are written in a thread too. fsync=False leaves the data to
+    a later sync (GroupDelivery's syncfs)."""
     if sum(map(len, parts)) > INLINE_WRITE_LIMIT:
         return await asyncio.to_thread(write_tmp, maildir, name, parts)
     path = maildir / "tmp" / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         _write_all(fd, parts)
-        await (syncer or FSYNC).fsync(fd)
+        if fsync:
+            await FSYNC.fsync(fd)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -171,7 +173,7 @@ class FsyncThreads:
                 future.get_loop().call_soon_threadsafe(_settle, future, error)
 
 
-def _settle(future: asyncio.Future[None], error: OSError | None) -> None:
+def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
     if future.done():  # cancelled meanwhile
         return
     if error is None:
@@ -231,22 +233,131 @@ def _failure(action: Callable[..., None], *args: object) -> OSError | None:
 _LIBC = ctypes.CDLL(None, use_errno=True)
 
 
-def syncfs_group(fds: list[int]) -> list[OSError | None]:
-    """One syncfs(2) of the Maildir's filesystem for the whole group of file data: fastest
-    where the Maildir has its filesystem (volume) to itself; on a shared one, a group also
-    waits for other programs' dirty data. syncfs reports write-back errors since Linux 5.8;
-    a failed group falls back to an fsync per file, so each message learns its own fate."""
-    if _LIBC.syncfs(fds[0]) == 0:
-        return [None] * len(fds)
-    return [_failure(os.fsync, fd) for fd in fds]
+class NotStoredError(Exception):
+    """The message did not reach new/ and its tmp/ file is gone: the sender must retry.
+    `stage` says what failed: 'write' (writing or syncing the data) or 'publish' (the rename)."""
+
+    def __init__(self, stage: str, error: OSError) -> None:
+        super().__init__(stage, error)
+        self.stage, self.error = stage, error
 
 
-DataSync = FsyncThreads | GroupSync
-FSYNC = FsyncThreads(32)
+class NameNotDurableError(Exception):
+    """The message is in new/, but fsync(new/) failed: a crash could still lose its name."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
-def data_sync(mode: str) -> DataSync:
+Publish = Callable[[Path], None]  # moves tmp/name into new/ (ingest: under its ledger lock)
+
+
+class FileDelivery:
+    """ONIONPOST_FSYNC=file: the file's fsync on the FsyncThreads, the rename, then a grouped
+    fsync of new/. Each message learns its own fate; no other program's data is waited for."""
+
+    def __init__(self, maildir: Path) -> None:
+        self.maildir = maildir
+        self._directory = DirectorySync(maildir / "new")
+
+    async def deliver(self, name: str, parts: list[bytes], publish: Publish) -> None:
+        try:
+            tmp_path = await write_tmp_async(self.maildir, name, parts)
+        except OSError as error:
+            raise NotStoredError("write", error) from error
+        try:
+            publish(tmp_path)
+        except OSError as error:
+            tmp_path.unlink(missing_ok=True)
+            raise NotStoredError("publish", error) from error
+        try:
+            await self._directory.sync()
+        except OSError as error:
+            raise NameNotDurableError(error) from error
+
+
+class GroupDelivery:
+    """ONIONPOST_FSYNC=group: group commit of the whole durable path. Messages written to
+    tmp/ while the previous group commits form the next group, and one thread runs it: one
+    syncfs(2) of the Maildir's filesystem for their data, their renames into new/, one
+    fsync of new/. One thread hand-off per group, not two per message.
+
+    syncfs reports write-back errors (Linux >= 5.8) seen since its descriptor was opened,
+    once per open file: each process opens its own before it writes anything, so every
+    error reaches the group it may have hit. A failed syncfs fails the whole group (each
+    sender retries): which file lost data is unknown. On a shared filesystem a group also
+    waits for other programs' dirty data (then choose 'file')."""
+
+    def __init__(self, maildir: Path) -> None:
+        self.maildir = maildir
+        self._pending: list[tuple[Path, Publish, asyncio.Future[None]]] = []
+        self._running = False
+        self._filesystem = -1
+        self._pid = 0
+
+    async def deliver(self, name: str, parts: list[bytes], publish: Publish) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._filesystem = os.open(self.maildir / "tmp",
+                                       os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            tmp_path = await write_tmp_async(self.maildir, name, parts, fsync=False)
+        except OSError as error:
+            raise NotStoredError("write", error) from error
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((tmp_path, publish, future))
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._run())
+        await future
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending, []
+                try:
+                    outcomes: list[Exception | None] = await asyncio.to_thread(
+                        self._commit, [(path, publish) for path, publish, _ in group])
+                except Exception as error:  # a bug: no caller may wait for ever
+                    outcomes = [error] * len(group)
+                for (_, _, future), outcome in zip(group, outcomes, strict=True):
+                    _settle(future, outcome)
+        finally:
+            self._running = False
+
+    def _commit(self, group: list[tuple[Path, Publish]]) -> list[Exception | None]:
+        synced = _failure(syncfs, self._filesystem)
+        if synced is not None:
+            for tmp_path, _ in group:
+                tmp_path.unlink(missing_ok=True)
+            return [NotStoredError("write", synced)] * len(group)
+        outcomes = []
+        for tmp_path, publish in group:
+            failed = _failure(publish, tmp_path)
+            if failed is not None:
+                tmp_path.unlink(missing_ok=True)
+            outcomes.append(None if failed is None else NotStoredError("publish", failed))
+        if None in outcomes:
+            directory = _failure(fsync_dir, self.maildir / "new")
+            if directory is not None:
+                outcomes = [NameNotDurableError(directory) if outcome is None else outcome
+                            for outcome in outcomes]
+        return outcomes
+
+
+def syncfs(fd: int) -> None:
+    if _LIBC.syncfs(fd) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+Delivery = FileDelivery | GroupDelivery
+
+
+def delivery(mode: str, maildir: Path) -> Delivery:
     """ONIONPOST_FSYNC: 'group' (syncfs group commit) or 'file' (an fsync per message)."""
-    return GroupSync(syncfs_group) if mode == "group" else FSYNC
+    return GroupDelivery(maildir) if mode == "group" else FileDelivery(maildir)
 
 
+FSYNC = FsyncThreads(32)

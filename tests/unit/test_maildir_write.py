@@ -1,9 +1,9 @@
-"""write_tmp_async: the bytes land whole in tmp/, and a failed write leaves nothing behind."""
+"""write_tmp_async and the two deliveries (group, file): whole messages in new/, and every
+failure told to the right caller with nothing half-done left behind."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
@@ -39,41 +39,84 @@ def test_a_failed_write_removes_the_file(box: Path) -> None:
     assert list((box / "tmp").iterdir()) == []
 
 
-def test_group_syncfs_serves_callers_that_arrive_together_in_one_group(
-        tmp_path: Path) -> None:
-    groups: list[int] = []
-    real = maildir.syncfs_group
+# --- delivery: tmp/, sync, rename into new/, fsync of new/ ---------------------------------
 
-    def recording(fds: list[int]) -> list[OSError | None]:
-        groups.append(len(fds))
-        return real(fds)
-
-
-    fds = [os.open(tmp_path / f"m{n}", os.O_WRONLY | os.O_CREAT, 0o600) for n in range(5)]
-
-    async def five_at_once() -> list[None]:
-        sync = maildir.GroupSync(recording)
-        return await asyncio.gather(*(sync.fsync(fd) for fd in fds))
-
-    try:
-        assert asyncio.run(five_at_once()) == [None] * 5
-    finally:
-        for fd in fds:
-            os.close(fd)
-    assert groups == [5]
+def renamer(box: Path, fail: set[str] | None = None) -> maildir.Publish:
+    def publish(tmp_path: Path) -> None:
+        if tmp_path.name in (fail or set()):
+            raise PermissionError(13, "refused")
+        maildir.publish(box, tmp_path)
+    return publish
 
 
-def test_group_syncfs_failure_is_told_to_the_failing_caller_only(tmp_path: Path) -> None:
-    good = os.open(tmp_path / "good", os.O_WRONLY | os.O_CREAT, 0o600)
-    bad = 1 << 30  # no such descriptor: syncfs(2) fails, the group falls back to fsync each
+def deliver_together(delivery: maildir.Delivery, box: Path, count: int,
+                     fail: set[str] | None = None) -> list[object]:
+    async def together() -> list[object]:
+        return await asyncio.gather(*(
+            delivery.deliver(f"m{n}", [b"Subject: %d\r\n" % n], renamer(box, fail))
+            for n in range(count)), return_exceptions=True)
+    return asyncio.run(together())
 
-    async def both() -> list[object]:
-        sync = maildir.GroupSync(maildir.syncfs_group)
-        return await asyncio.gather(sync.fsync(bad), sync.fsync(good), return_exceptions=True)
 
-    try:
-        failed, succeeded = asyncio.run(both())
-    finally:
-        os.close(good)
-    assert isinstance(failed, OSError)
-    assert succeeded is None
+def names_in(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+@pytest.mark.parametrize("mode", ["group", "file"])
+def test_delivered_messages_are_whole_in_new_and_nothing_stays_in_tmp(
+        box: Path, mode: str) -> None:
+    assert deliver_together(maildir.delivery(mode, box), box, 5) == [None] * 5
+    assert names_in(box / "new") == [f"m{n}" for n in range(5)]
+    assert (box / "new" / "m3").read_bytes() == b"Subject: 3\r\n"
+    assert names_in(box / "tmp") == []
+
+
+def test_callers_that_arrive_together_share_one_syncfs_and_one_directory_fsync(
+        box: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real_syncfs, real_fsync_dir = maildir.syncfs, maildir.fsync_dir
+    monkeypatch.setattr(maildir, "syncfs", lambda fd: (calls.append("syncfs"), real_syncfs(fd)))
+    monkeypatch.setattr(maildir, "fsync_dir",
+                        lambda path: (calls.append(f"fsync {path.name}/"), real_fsync_dir(path)))
+    assert deliver_together(maildir.delivery("group", box), box, 5) == [None] * 5
+    assert calls == ["syncfs", "fsync new/"]
+
+
+def test_a_failed_syncfs_fails_the_whole_group_and_renames_nothing(
+        box: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(maildir, "syncfs", broken)
+    outcomes = deliver_together(maildir.delivery("group", box), box, 3)
+    assert [(type(o), o.stage, o.error.errno) for o in outcomes] == [  # type: ignore[attr-defined]
+        (maildir.NotStoredError, "write", 5)] * 3
+    assert names_in(box / "new") == names_in(box / "tmp") == []
+
+
+@pytest.mark.parametrize("mode", ["group", "file"])
+def test_a_failed_rename_fails_that_message_only(box: Path, mode: str) -> None:
+    first, refused, third = deliver_together(maildir.delivery(mode, box), box, 3, fail={"m1"})
+    assert first is None and third is None
+    assert isinstance(refused, maildir.NotStoredError) and refused.stage == "publish"
+    assert names_in(box / "new") == ["m0", "m2"]
+    assert names_in(box / "tmp") == []
+
+
+@pytest.mark.parametrize("mode", ["group", "file"])
+def test_a_failed_directory_fsync_says_the_name_may_not_be_durable(
+        box: Path, mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(path: Path) -> None:
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(maildir, "fsync_dir", broken)
+    outcomes = deliver_together(maildir.delivery(mode, box), box, 2)
+    assert [type(outcome) for outcome in outcomes] == [maildir.NameNotDurableError] * 2
+    assert names_in(box / "new") == ["m0", "m1"]  # there, but not known to be durable
+
+
+def test_a_group_that_fails_unexpectedly_answers_every_caller(
+        box: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(self: maildir.GroupDelivery, group: list[object]) -> list[object]:
+        raise RuntimeError("bug")
+    monkeypatch.setattr(maildir.GroupDelivery, "_commit", bug)
+    outcomes = deliver_together(maildir.delivery("group", box), box, 2)
+    assert [type(outcome) for outcome in outcomes] == [RuntimeError] * 2

@@ -60,8 +60,7 @@ class IngestHandler:
         self.pause = pause
         self.publisher = publisher
         self.max_recipients = max_recipients
-        self.directory_sync = maildir.DirectorySync(maildir_path / "new")
-        self.data_sync = maildir.data_sync(fsync_mode)
+        self.delivery = maildir.delivery(fsync_mode, maildir_path)
         self.writes_in_flight = 0
         self.shutting_down = False
         self.idle = asyncio.Event()
@@ -143,26 +142,19 @@ class IngestHandler:
 
     async def _store(self, name: str, queue_id: str, size: int, parts: list[bytes],
                      envelope: Envelope, circuit_key: int) -> str:
-        try:
-            tmp_path = await maildir.write_tmp_async(self.maildir, name, parts,
-                                                     self.data_sync)
-        except OSError as error:
-            self.ledger.release(size)
-            log.error("event=write_failed error=%s", error_name(error))
-            return WRITE_FAILED
-        try:
+        def publish(tmp_path: Path) -> None:
             self.ledger.commit(size, lambda: maildir.publish(self.maildir, tmp_path))
-        except OSError as error:
-            self.ledger.release(size)
-            tmp_path.unlink(missing_ok=True)
-            log.error("event=publish_failed error=%s", error_name(error))
-            return WRITE_FAILED
+
         try:
-            await self.directory_sync.sync()
-        except OSError as error:
+            await self.delivery.deliver(name, parts, publish)
+        except maildir.NotStoredError as failure:
+            self.ledger.release(size)
+            log.error("event=%s_failed error=%s", failure.stage, error_name(failure.error))
+            return WRITE_FAILED
+        except maildir.NameNotDurableError as failure:
             # The file is whole in new/ but its name may not be durable: ask for a retry
             # (a possible duplicate beats a possible loss).
-            log.error("event=dir_fsync_failed error=%s", error_name(error))
+            log.error("event=dir_fsync_failed error=%s", error_name(failure.error))
             return INTERNAL_ERROR
         log.info("event=stored id=%s size=%d rcpts=%d", queue_id, size, len(envelope.rcpt_tos))
         if self.publisher:
