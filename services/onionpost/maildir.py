@@ -120,6 +120,17 @@ async def write_tmp_async(maildir: Path, name: str, parts: list[bytes],
     return path
 
 
+def _write_new(path: Path, parts: list[bytes]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        _write_all(fd, parts)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+
+
 def _write_all(fd: int, parts: list[bytes]) -> None:
     view = memoryview(b"".join(parts))
     while view:
@@ -278,10 +289,11 @@ class FileDelivery:
 
 
 class GroupDelivery:
-    """ONIONPOST_FSYNC=group: group commit of the whole durable path. Messages written to
-    tmp/ while the previous group commits form the next group, and one thread runs it: one
-    syncfs(2) of the Maildir's filesystem for their data, their renames into new/, one
-    fsync of new/. One thread hand-off per group, not two per message.
+    """ONIONPOST_FSYNC=group: group commit of the whole durable path. Messages that arrive
+    while the previous group commits form the next group, and one thread runs it: their
+    files written into tmp/, one syncfs(2) of the Maildir's filesystem for their data, their
+    renames into new/, one fsync of new/. One thread hand-off per group, and the event loop
+    never waits on the filesystem (creating a file can wait for a journal commit).
 
     syncfs reports write-back errors (Linux >= 5.8) seen since its descriptor was opened,
     once per open file: each process opens its own before it writes anything, so every
@@ -291,7 +303,7 @@ class GroupDelivery:
 
     def __init__(self, maildir: Path) -> None:
         self.maildir = maildir
-        self._pending: list[tuple[Path, Publish, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Path, list[bytes], Publish, asyncio.Future[None]]] = []
         self._running = False
         self._filesystem = -1
         self._pid = 0
@@ -301,12 +313,9 @@ class GroupDelivery:
             self._pid = os.getpid()
             self._filesystem = os.open(self.maildir / "tmp",
                                        os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            tmp_path = await write_tmp_async(self.maildir, name, parts, fsync=False)
-        except OSError as error:
-            raise NotStoredError("write", error) from error
+        tmp_path = self.maildir / "tmp" / name
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((tmp_path, publish, future))
+        self._pending.append((tmp_path, parts, publish, future))
         if not self._running:
             self._running = True
             asyncio.get_running_loop().create_task(self._run())
@@ -318,26 +327,31 @@ class GroupDelivery:
                 group, self._pending = self._pending, []
                 try:
                     outcomes: list[Exception | None] = await asyncio.to_thread(
-                        self._commit, [(path, publish) for path, publish, _ in group])
+                        self._commit, [entry[:3] for entry in group])
                 except Exception as error:  # a bug: no caller may wait for ever
                     outcomes = [error] * len(group)
-                for (_, _, future), outcome in zip(group, outcomes, strict=True):
+                for (*_, future), outcome in zip(group, outcomes, strict=True):
                     _settle(future, outcome)
         finally:
             self._running = False
 
-    def _commit(self, group: list[tuple[Path, Publish]]) -> list[Exception | None]:
+    def _commit(self, group: list[tuple[Path, list[bytes], Publish]]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        for tmp_path, parts, _ in group:
+            failed = _failure(_write_new, tmp_path, parts)
+            outcomes.append(None if failed is None else NotStoredError("write", failed))
         synced = _failure(syncfs, self._filesystem)
         if synced is not None:
-            for tmp_path, _ in group:
+            for tmp_path, _, _ in group:
                 tmp_path.unlink(missing_ok=True)
             return [NotStoredError("write", synced)] * len(group)
-        outcomes = []
-        for tmp_path, publish in group:
+        for number, (tmp_path, _, publish) in enumerate(group):
+            if outcomes[number] is not None:
+                continue
             failed = _failure(publish, tmp_path)
             if failed is not None:
                 tmp_path.unlink(missing_ok=True)
-            outcomes.append(None if failed is None else NotStoredError("publish", failed))
+            outcomes[number] = None if failed is None else NotStoredError("publish", failed)
         if None in outcomes:
             directory = _failure(fsync_dir, self.maildir / "new")
             if directory is not None:
