@@ -18,7 +18,8 @@ from onionpost.settings import Settings
 
 # Deliberately one per process: the handler, its hooks, admission state, configuration.
 SHARED = {"loop", "_loop", "event_handler", "_handle_hooks", "_auth_methods", "_auth_callback",
-          "ledger", "pause", "sessions", "tls_context", "salt", "__ident__"}
+          "ledger", "pause", "sessions", "tls_context", "salt", "__ident__",
+          "command_names"}
 IMMUTABLE = (type(None), bool, int, float, str, bytes, tuple, frozenset)
 
 
@@ -49,11 +50,13 @@ def test_copies_have_their_own_streams_and_commands(tmp_path: Path) -> None:
     assert first._stream_reader is not second._stream_reader
     assert isinstance(first._drain_waiters, collections.deque)
     assert first._drain_waiters is not second._drain_waiters
-    assert first._smtp_methods.keys() == second._smtp_methods.keys()
-    assert {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "QUIT"} <= first._smtp_methods.keys()
-    for method in first._smtp_methods.values():
+    names = [name for name, _ in first._smtp_methods.items()]
+    assert names == [name for name, _ in second._smtp_methods.items()]
+    assert {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "QUIT", "HELP"} <= set(names)
+    for _, method in first._smtp_methods.items():
         assert method.__self__ is first
-    assert first._smtp_methods["DATA"].__func__ is IngestSMTP.smtp_DATA
+    assert first._smtp_methods.get("DATA").__func__ is IngestSMTP.smtp_DATA
+    assert first._smtp_methods.get("XYZZY") is None
 
 
 ATOM = st.text("abcXYZ019_+=-.!#$%&'*/?^`{|}~\"()<>[]:;@\\, \t", min_size=1, max_size=12)

@@ -53,6 +53,24 @@ STREAM_LIMIT = 64 * 1024
 READ_ALL = 16 * 1024 * 1024  # more than the stream buffer can ever hold
 
 
+class Commands:
+    """A session's command table as aiosmtpd uses it (get, items), binding a session's
+    smtp_* method only when it is called: aiosmtpd binds all twenty per connection."""
+
+    __slots__ = ("_names", "_session")
+
+    def __init__(self, session: SMTP, names: dict[str, None]) -> None:
+        """names: every command, in aiosmtpd's order (HELP lists them), shared read-only."""
+        self._session = session
+        self._names = names
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self._session, f"smtp_{name}") if name in self._names else default
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(name, getattr(self._session, f"smtp_{name}")) for name in self._names]
+
+
 class IngestSMTP(SMTP):
     """aiosmtpd's SMTP with the admission step it has no hook for: before the greeting
     (paused? too many sessions? this circuit busy?) and a release when the session ends."""
@@ -68,6 +86,8 @@ class IngestSMTP(SMTP):
         self.sessions = sessions
         self.circuit_key = 0
         self.admitted = False
+        self.deadline = 0.0  # the session times out when the loop's clock passes this
+        self.command_names = dict.fromkeys(self._smtp_methods)
 
     def fresh(self) -> IngestSMTP:
         """A session object for a new connection, copied from this unused one. Building one
@@ -79,8 +99,7 @@ class IngestSMTP(SMTP):
         asyncio.StreamReaderProtocol.__init__(
             clone, asyncio.StreamReader(loop=self.loop, limit=STREAM_LIMIT),
             client_connected_cb=clone._cb_client_connected, loop=self.loop)
-        clone._smtp_methods = {name: getattr(clone, f"smtp_{name}")
-                               for name in self._smtp_methods}
+        clone._smtp_methods = Commands(clone, self.command_names)
         return clone
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
@@ -197,6 +216,23 @@ class IngestSMTP(SMTP):
             await self.push(NO_TLS)
             return
         await super().smtp_STARTTLS(arg)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Move the deadline; the timer moves only when it must fire earlier. aiosmtpd
+        cancels and schedules a timer on every command (~5% of ingest's CPU)."""
+        now = self.loop.time()
+        self.deadline = now + (duration or self._timeout_duration)
+        timer = self._timeout_handle
+        if timer is None or timer.cancelled() or timer.when() > self.deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timeout_handle = self.loop.call_at(self.deadline, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        if self.loop.time() < self.deadline:  # a command came meanwhile
+            self._timeout_handle = self.loop.call_at(self.deadline, self._check_deadline)
+        else:
+            self._timeout_cb()
 
     def _timeout_cb(self) -> None:
         self.tell(TIMED_OUT)
