@@ -4,6 +4,7 @@ failure told to the right caller with nothing half-done left behind."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,19 +42,14 @@ def test_a_failed_write_removes_the_file(box: Path) -> None:
 
 # --- delivery: tmp/, sync, rename into new/, fsync of new/ ---------------------------------
 
-def renamer(box: Path, fail: set[str] | None = None) -> maildir.Publish:
-    def publish(tmp_path: Path) -> None:
-        if tmp_path.name in (fail or set()):
-            raise PermissionError(13, "refused")
-        maildir.publish(box, tmp_path)
-    return publish
+def run_move(move: Callable[[], None]) -> None:
+    move()
 
 
-def deliver_together(delivery: maildir.Delivery, box: Path, count: int,
-                     fail: set[str] | None = None) -> list[object]:
+def deliver_together(delivery: maildir.Delivery, count: int) -> list[object]:
     async def together() -> list[object]:
         return await asyncio.gather(*(
-            delivery.deliver(f"m{n}", [b"Subject: %d\r\n" % n], renamer(box, fail))
+            delivery.deliver(f"m{n}", [b"Subject: %d\r\n" % n], run_move)
             for n in range(count)), return_exceptions=True)
     return asyncio.run(together())
 
@@ -65,7 +61,7 @@ def names_in(directory: Path) -> list[str]:
 @pytest.mark.parametrize("mode", ["group", "file"])
 def test_delivered_messages_are_whole_in_new_and_nothing_stays_in_tmp(
         box: Path, mode: str) -> None:
-    assert deliver_together(maildir.delivery(mode, box), box, 5) == [None] * 5
+    assert deliver_together(maildir.delivery(mode, box), 5) == [None] * 5
     assert names_in(box / "new") == [f"m{n}" for n in range(5)]
     assert (box / "new" / "m3").read_bytes() == b"Subject: 3\r\n"
     assert names_in(box / "tmp") == []
@@ -77,8 +73,8 @@ def test_callers_that_arrive_together_share_one_syncfs_and_one_directory_fsync(
     real_syncfs, real_fsync_dir = maildir.syncfs, maildir.fsync_dir
     monkeypatch.setattr(maildir, "syncfs", lambda fd: (calls.append("syncfs"), real_syncfs(fd)))
     monkeypatch.setattr(maildir, "fsync_dir",
-                        lambda path: (calls.append(f"fsync {path.name}/"), real_fsync_dir(path)))
-    assert deliver_together(maildir.delivery("group", box), box, 5) == [None] * 5
+                        lambda path: (calls.append(f"fsync {Path(path).name}/"), real_fsync_dir(path)))
+    assert deliver_together(maildir.delivery("group", box), 5) == [None] * 5
     assert calls == ["syncfs", "fsync new/"]
 
 
@@ -87,7 +83,7 @@ def test_a_failed_syncfs_fails_the_whole_group_and_renames_nothing(
     def broken(fd: int) -> None:
         raise OSError(5, "Input/output error")
     monkeypatch.setattr(maildir, "syncfs", broken)
-    outcomes = deliver_together(maildir.delivery("group", box), box, 3)
+    outcomes = deliver_together(maildir.delivery("group", box), 3)
     assert [(type(o), o.stage, o.error.errno) for o in outcomes] == [  # type: ignore[attr-defined]
         (maildir.NotStoredError, "write", 5)] * 3
     assert names_in(box / "new") == names_in(box / "tmp") == []
@@ -95,10 +91,12 @@ def test_a_failed_syncfs_fails_the_whole_group_and_renames_nothing(
 
 @pytest.mark.parametrize("mode", ["group", "file"])
 def test_a_failed_rename_fails_that_message_only(box: Path, mode: str) -> None:
-    first, refused, third = deliver_together(maildir.delivery(mode, box), box, 3, fail={"m1"})
+    (box / "new" / "m1" / "in-the-way").mkdir(parents=True)  # rename(2) onto it fails
+    first, refused, third = deliver_together(maildir.delivery(mode, box), 3)
     assert first is None and third is None
     assert isinstance(refused, maildir.NotStoredError) and refused.stage == "publish"
-    assert names_in(box / "new") == ["m0", "m2"]
+    assert names_in(box / "new") == ["m0", "m1", "m2"]
+    assert (box / "new" / "m1").is_dir()
     assert names_in(box / "tmp") == []
 
 
@@ -108,7 +106,7 @@ def test_a_failed_directory_fsync_says_the_name_may_not_be_durable(
     def broken(path: Path) -> None:
         raise OSError(5, "Input/output error")
     monkeypatch.setattr(maildir, "fsync_dir", broken)
-    outcomes = deliver_together(maildir.delivery(mode, box), box, 2)
+    outcomes = deliver_together(maildir.delivery(mode, box), 2)
     assert [type(outcome) for outcome in outcomes] == [maildir.NameNotDurableError] * 2
     assert names_in(box / "new") == ["m0", "m1"]  # there, but not known to be durable
 
@@ -118,5 +116,5 @@ def test_a_group_that_fails_unexpectedly_answers_every_caller(
     def bug(self: maildir.GroupDelivery, group: list[object]) -> list[object]:
         raise RuntimeError("bug")
     monkeypatch.setattr(maildir.GroupDelivery, "_commit", bug)
-    outcomes = deliver_together(maildir.delivery("group", box), box, 2)
+    outcomes = deliver_together(maildir.delivery("group", box), 2)
     assert [type(outcome) for outcome in outcomes] == [RuntimeError] * 2

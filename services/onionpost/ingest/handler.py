@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -142,11 +143,9 @@ class IngestHandler:
 
     async def _store(self, name: str, queue_id: str, size: int, parts: list[bytes],
                      envelope: Envelope, circuit_key: int) -> str:
-        def publish(tmp_path: Path) -> None:
-            self.ledger.commit(size, lambda: maildir.publish(self.maildir, tmp_path))
-
         try:
-            await self.delivery.deliver(name, parts, publish)
+            await self.delivery.deliver(name, parts,
+                                        lambda move: self.ledger.commit(size, move))
         except maildir.NotStoredError as failure:
             self.ledger.release(size)
             log.error("event=%s_failed error=%s", failure.stage, error_name(failure.error))
@@ -169,7 +168,7 @@ class IngestHandler:
         protocol = "UTF8SMTP" if envelope.smtp_utf8 else "ESMTP"
         if session.ssl is not None:
             protocol += "S"
-        date = format_datetime(datetime.now(UTC))
+        date = received_date(int(time.time()))
         sender = header_safe(envelope.mail_from or "")
         return_path = f"<{sender.strip('<>')}>" if sender else "<>"
         return (f"Return-Path: {return_path}\r\n"
@@ -191,6 +190,12 @@ class IngestHandler:
         self.writes_in_flight -= 1
         if not self.writes_in_flight:
             self.idle.set()
+
+
+@functools.lru_cache(maxsize=1)
+def received_date(second: int) -> str:
+    """RFC 5322 date in UTC, made once a second rather than once a message."""
+    return format_datetime(datetime.fromtimestamp(second, UTC))
 
 
 def error_name(error: OSError) -> str:
