@@ -72,8 +72,10 @@ def test_callers_that_arrive_together_share_one_syncfs_and_one_directory_fsync(
     calls: list[str] = []
     real_syncfs, real_fsync_dir = maildir.syncfs, maildir.fsync_dir
     monkeypatch.setattr(maildir, "syncfs", lambda fd: (calls.append("syncfs"), real_syncfs(fd)))
-    monkeypatch.setattr(maildir, "fsync_dir",
-                        lambda path: (calls.append(f"fsync {Path(path).name}/"), real_fsync_dir(path)))
+    def fsync_dir(path: Path | str) -> None:
+        calls.append(f"fsync {Path(path).name}/")
+        real_fsync_dir(path)
+    monkeypatch.setattr(maildir, "fsync_dir", fsync_dir)
     assert deliver_together(maildir.delivery("group", box), 5) == [None] * 5
     assert calls == ["syncfs", "fsync new/"]
 
