@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
 
 # A fixed host label: the Maildir convention puts the hostname here, we never do.
 HOST_LABEL = "onionpost"
@@ -199,19 +202,19 @@ def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
         future.set_exception(error)
 
 
-class GroupSync:
-    """Group commit: callers that ask while a group is being synced wait and are all served
-    by the next group, in one thread: one hand-off (and one flush) per group, not per call.
-    `sync_group` takes the group's descriptors and returns an error or None for each."""
+class GroupCommit(Generic[Item]):
+    """Group commit: callers that submit while a group is being committed wait and are all
+    served by the next group, in one thread: one hand-off (and one flush) per group, not
+    per call. `commit_group` takes the group's items and returns an error or None for each."""
 
-    def __init__(self, sync_group: Callable[[list[int]], list[OSError | None]]) -> None:
-        self._sync_group = sync_group
-        self._pending: list[tuple[int, asyncio.Future[None]]] = []
+    def __init__(self, commit_group: Callable[[list[Item]], list[Exception | None]]) -> None:
+        self._commit_group = commit_group
+        self._pending: list[tuple[Item, asyncio.Future[None]]] = []
         self._running = False
 
-    async def fsync(self, fd: int = -1) -> None:
+    async def submit(self, item: Item) -> None:
         future = asyncio.get_running_loop().create_future()
-        self._pending.append((fd, future))
+        self._pending.append((item, future))
         if not self._running:
             self._running = True
             asyncio.get_running_loop().create_task(self._run())
@@ -221,22 +224,27 @@ class GroupSync:
         try:
             while self._pending:
                 group, self._pending = self._pending, []
-                errors = await asyncio.to_thread(self._sync_group, [fd for fd, _ in group])
-                for (_, future), error in zip(group, errors, strict=True):
-                    _settle(future, error)
+                try:
+                    outcomes = await asyncio.to_thread(
+                        self._commit_group, [item for item, _ in group])
+                except Exception as error:  # a bug: no caller may wait for ever
+                    outcomes = [error] * len(group)
+                for (_, future), outcome in zip(group, outcomes, strict=True):
+                    _settle(future, outcome)
         finally:
             self._running = False
 
 
-class DirectorySync(GroupSync):
+class DirectorySync:
     """Group commit of renames: one fsync of the directory serves every rename made before
     it started."""
 
     def __init__(self, directory: Path) -> None:
-        super().__init__(lambda fds: [_failure(fsync_dir, directory)] * len(fds))
+        self._group: GroupCommit[None] = GroupCommit(
+            lambda items: [_failure(fsync_dir, directory)] * len(items))
 
     async def sync(self) -> None:
-        await self.fsync()
+        await self._group.submit(None)
 
 
 def _failure(action: Callable[..., None], *args: object) -> OSError | None:
@@ -313,8 +321,7 @@ class GroupDelivery:
     def __init__(self, maildir: Path) -> None:
         self.maildir = maildir
         self._tmp, self._new = f"{maildir}/tmp/", f"{maildir}/new/"
-        self._pending: list[tuple[str, list[bytes], Publish, asyncio.Future[None]]] = []
-        self._running = False
+        self._group: GroupCommit[tuple[str, list[bytes], Publish]] = GroupCommit(self._commit)
         self._filesystem = -1
         self._pid = 0
 
@@ -322,26 +329,7 @@ class GroupDelivery:
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._filesystem = os.open(self._tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append((name, parts, publish, future))
-        if not self._running:
-            self._running = True
-            asyncio.get_running_loop().create_task(self._run())
-        await future
-
-    async def _run(self) -> None:
-        try:
-            while self._pending:
-                group, self._pending = self._pending, []
-                try:
-                    outcomes: list[Exception | None] = await asyncio.to_thread(
-                        self._commit, [entry[:3] for entry in group])
-                except Exception as error:  # a bug: no caller may wait for ever
-                    outcomes = [error] * len(group)
-                for (*_, future), outcome in zip(group, outcomes, strict=True):
-                    _settle(future, outcome)
-        finally:
-            self._running = False
+        await self._group.submit((name, parts, publish))
 
     def _commit(self, group: list[tuple[str, list[bytes], Publish]]) -> list[Exception | None]:
         outcomes: list[Exception | None] = []
