@@ -9,7 +9,6 @@ is left to Tor (it answers SOCKS error 0xF6): a typo is already caught by the ch
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 
 SUFFIX = ".onion"
@@ -53,7 +52,7 @@ def public_key(address: str) -> bytes:
                            f" {ADDRESS_LENGTH}")
     try:
         raw = base64.b32decode(label.upper())
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or non-ASCII characters
         raise InvalidOnionError("characters outside base32 (a-z, 2-7)") from None
     key, check, version = raw[:KEY_LENGTH], raw[KEY_LENGTH:-1], raw[-1]
     if version != VERSION:
