@@ -88,34 +88,22 @@ def clean_tmp(maildir: Path) -> int:
 def write_tmp(maildir: Path, name: str, parts: list[bytes]) -> Path:
     """Write parts to tmp/name and fsync it. On any error the file is removed."""
     path = maildir / "tmp" / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb", closefd=True) as handle:
-            for part in parts:
-                handle.write(part)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    _write_new(path, parts, fsync=True)
     return path
 
 
-async def write_tmp_async(maildir: Path, name: str, parts: list[bytes],
-                          fsync: bool = True) -> Path:
+async def write_tmp_async(maildir: Path, name: str, parts: list[bytes]) -> Path:
     """write_tmp for the event loop. A small message goes to the page cache inline (tens of
     microseconds) and only its fsync, which waits for the disk, runs in a thread: one GIL
     hand-off per message instead of one per system call, which under load is what limits
-    throughput. Large messages are written in a thread too. fsync=False leaves the data to
-    a later sync (GroupDelivery's syncfs)."""
+    throughput. Large messages are written in a thread too."""
     if sum(map(len, parts)) > INLINE_WRITE_LIMIT:
         return await asyncio.to_thread(write_tmp, maildir, name, parts)
     path = maildir / "tmp" / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         _write_all(fd, parts)
-        if fsync:
-            await FSYNC.fsync(fd)
+        await FSYNC.fsync(fd)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
@@ -124,10 +112,13 @@ async def write_tmp_async(maildir: Path, name: str, parts: list[bytes],
     return path
 
 
-def _write_new(path: str, parts: list[bytes]) -> None:
+def _write_new(path: str | Path, parts: list[bytes], fsync: bool) -> None:
+    """Create path (never over an existing file) with parts; on any error remove it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         _write_all(fd, parts)
+        if fsync:
+            os.fsync(fd)
     except BaseException:
         _remove(path)
         raise
@@ -135,7 +126,7 @@ def _write_new(path: str, parts: list[bytes]) -> None:
         os.close(fd)
 
 
-def _remove(path: str) -> None:
+def _remove(path: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 
@@ -276,7 +267,7 @@ class NameNotDurableError(Exception):
 
 
 # Given the rename of tmp/name into new/name, runs it (ingest: under its quota lock).
-Publish = Callable[[Callable[[], None]], None]
+Commit = Callable[[Callable[[], None]], None]
 
 
 class FileDelivery:
@@ -287,13 +278,13 @@ class FileDelivery:
         self.maildir = maildir
         self._directory = DirectorySync(maildir / "new")
 
-    async def deliver(self, name: str, parts: list[bytes], publish: Publish) -> None:
+    async def deliver(self, name: str, parts: list[bytes], commit: Commit) -> None:
         try:
             tmp_path = await write_tmp_async(self.maildir, name, parts)
         except OSError as error:
             raise NotStoredError("write", error) from error
         try:
-            publish(functools.partial(os.rename, tmp_path, self.maildir / "new" / name))
+            commit(functools.partial(publish, self.maildir, tmp_path))
         except OSError as error:
             tmp_path.unlink(missing_ok=True)
             raise NotStoredError("publish", error) from error
@@ -321,31 +312,29 @@ class GroupDelivery:
     def __init__(self, maildir: Path) -> None:
         self.maildir = maildir
         self._tmp, self._new = f"{maildir}/tmp/", f"{maildir}/new/"
-        self._group: GroupCommit[tuple[str, list[bytes], Publish]] = GroupCommit(self._commit)
-        self._filesystem = -1
-        self._pid = 0
+        self._group: GroupCommit[tuple[str, list[bytes], Commit]] = GroupCommit(self._commit)
+        self._filesystem = -1  # opened before the first write (ingest: one per worker)
 
-    async def deliver(self, name: str, parts: list[bytes], publish: Publish) -> None:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+    async def deliver(self, name: str, parts: list[bytes], commit: Commit) -> None:
+        if self._filesystem < 0:
             self._filesystem = os.open(self._tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        await self._group.submit((name, parts, publish))
+        await self._group.submit((name, parts, commit))
 
-    def _commit(self, group: list[tuple[str, list[bytes], Publish]]) -> list[Exception | None]:
+    def _commit(self, group: list[tuple[str, list[bytes], Commit]]) -> list[Exception | None]:
         outcomes: list[Exception | None] = []
         for name, parts, _ in group:
-            failed = _failure(_write_new, self._tmp + name, parts)
+            failed = _failure(_write_new, self._tmp + name, parts, False)
             outcomes.append(None if failed is None else NotStoredError("write", failed))
         synced = _failure(syncfs, self._filesystem)
         if synced is not None:
             for name, _, _ in group:
                 _remove(self._tmp + name)
             return [NotStoredError("write", synced)] * len(group)
-        for number, (name, _, publish) in enumerate(group):
+        for number, (name, _, commit) in enumerate(group):
             if outcomes[number] is not None:
                 continue
-            move = functools.partial(os.rename, self._tmp + name, self._new + name)
-            failed = _failure(publish, move)
+            failed = _failure(commit, functools.partial(os.rename, self._tmp + name,
+                                                        self._new + name))
             if failed is not None:
                 _remove(self._tmp + name)
                 outcomes[number] = NotStoredError("publish", failed)

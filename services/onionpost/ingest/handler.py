@@ -56,7 +56,6 @@ class IngestHandler:
                  publisher: EventPublisher | None, max_recipients: int,
                  fsync_mode: str = "group") -> None:
         self.domain = domain
-        self.maildir = maildir_path
         self.ledger = ledger
         self.pause = pause
         self.publisher = publisher

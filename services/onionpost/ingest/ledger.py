@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-from collections.abc import MutableSequence
+from collections.abc import Callable, MutableSequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -125,21 +125,21 @@ class Ledger:
             self._cells[RESERVED_MSGS] -= 1
             self._cells[RESERVED_BYTES] -= size
 
-    def commit(self, size: int, publish: object = None) -> None:
+    def commit(self, size: int, publish: Callable[[], object] | None = None) -> None:
         """Turn a reservation into stored mail. `publish` (the rename) runs under the lock
         so that a concurrent rescan sees each message exactly once."""
         with self._lock:
-            if callable(publish):
+            if publish is not None:
                 publish()
             self._cells[RESERVED_MSGS] -= 1
             self._cells[RESERVED_BYTES] -= size
             self._cells[STORED_MSGS] += 1
             self._cells[STORED_BYTES] += size
 
-    def rescan(self, scan: object) -> Usage:
+    def rescan(self, scan: Callable[[], Usage]) -> Usage:
         """Replace the stored counters with a fresh scan of the disk (run under the lock)."""
         with self._lock:
-            usage: Usage = scan()  # type: ignore[operator]
+            usage = scan()
             self._cells[STORED_MSGS] = usage.messages
             self._cells[STORED_BYTES] = usage.bytes
             return usage
