@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import selectors
 import socket
 import sys
@@ -17,6 +16,7 @@ from python_socks import ProxyConnectionError, ProxyError, ProxyTimeoutError, Pr
 from python_socks.sync import Proxy
 
 from onionpost.settings import Settings
+from onionpost.tor_socks import reply_code
 
 EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75
 CHUNK = 1 << 16
@@ -34,16 +34,12 @@ TOR_SOCKS_ERRORS = {
     0xF7: "onion service introduction timed out",
 }
 PERMANENT = {0xF1, 0xF4, 0xF5, 0xF6}
-_UNKNOWN_CODE = re.compile(r"reply code: 0x([0-9a-f]{2})\b", re.IGNORECASE)
 
 
 def explain(error: ProxyError) -> tuple[int, str]:
     """(exit code, one line) for a SOCKS refusal."""
-    code = error.error_code
-    if code is None:  # python-socks knows only RFC 1928's codes; it names the others
-        match = _UNKNOWN_CODE.search(str(error))
-        code = int(match.group(1), 16) if match else None
-    if code in TOR_SOCKS_ERRORS:
+    code = reply_code(error)
+    if code is not None and code in TOR_SOCKS_ERRORS:
         text = f"{TOR_SOCKS_ERRORS[code]} (SOCKS error {code:#04x})"
         return (EX_UNAVAILABLE if code in PERMANENT else EX_TEMPFAIL), text
     return EX_TEMPFAIL, f"tor refused the connection: {error}"

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import socket
 
 from python_socks import ProxyError, ProxyType
 from python_socks.sync import Proxy
 
 from onionpost.sender.delivery import Connector, DestinationRefusedError, UnreachableError
+from onionpost.tor_socks import reply_code
 
 # Tor's SOCKS5 replies for onion services (SocksPort ... ExtendedErrors, tor 0.4.3+).
 ONION_REPLIES = {
@@ -24,7 +24,6 @@ ONION_REPLIES = {
     0xF7: "introduction to the onion service timed out",
 }
 INVALID_ADDRESS = 0xF6
-_REPLY_CODE = re.compile(r"reply code: 0X([0-9A-F]{2})", re.IGNORECASE)
 
 
 def isolation_username(destination: str) -> str:
@@ -50,12 +49,3 @@ def tor_connector(socks_host: str, socks_port: int) -> Connector:
         return sock
 
     return connect
-
-
-def reply_code(error: ProxyError) -> int | None:
-    """The SOCKS reply code; python-socks only keeps codes of RFC 1928, so Tor's own
-    (0xF0-0xF7) are read back from its message."""
-    if error.error_code is not None:
-        return int(error.error_code)
-    match = _REPLY_CODE.search(str(error))
-    return int(match.group(1), 16) if match else None
