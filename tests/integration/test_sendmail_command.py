@@ -39,16 +39,16 @@ def connected(listener: socket.socket) -> bool:
 
 
 def run(argv: list[str], tmp_path: Path, stdin: bytes = MESSAGE,
-        **env: str) -> subprocess.CompletedProcess[str]:
+        **env: str) -> subprocess.CompletedProcess[bytes]:
     environment = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
                    "ONIONPOST_DOMAIN": OURS, "ONIONPOST_SEND_RETRY_DELAYS": "0.1,0.1",
                    "ONIONPOST_ADDRESS_BOOK": str(tmp_path / "contacts"), **env}
     return subprocess.run([str(SENDMAIL), *argv], input=stdin, capture_output=True,
-                          timeout=60, env=environment, check=False, text=False)
+                          timeout=60, env=environment, check=False)
 
 
-def text(result: subprocess.CompletedProcess[str]) -> str:
-    return result.stderr.decode() if isinstance(result.stderr, bytes) else result.stderr
+def text(result: subprocess.CompletedProcess[bytes]) -> str:
+    return result.stderr.decode()
 
 
 @pytest.mark.parametrize(("recipient", "words"), [

@@ -14,7 +14,6 @@ from pathlib import Path
 from onionpost import onion
 from onionpost.settings import ConfigError, Settings
 
-EX_NOUSER, EX_CANTCREAT = os.EX_NOUSER, os.EX_CANTCREAT
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 HEADER = "# onionpost address book: one 'name address' per line\n"
 
@@ -116,11 +115,11 @@ def main(argv: list[str], settings: Settings) -> int:
         book.add(args.name, args.address)
     elif not book.remove(args.name):
         print(f"onionpost contacts: no contact named {args.name!r}", file=sys.stderr)
-        return EX_NOUSER
+        return os.EX_NOUSER
     try:
         save(settings.address_book, book)
     except OSError as error:
         print(f"onionpost contacts: cannot write {settings.address_book}: {error.strerror}",
               file=sys.stderr)
-        return EX_CANTCREAT
+        return os.EX_CANTCREAT
     return 0

@@ -159,7 +159,7 @@ class DomainDelivery:
             self._fail(recipients, "permanent", str(error), os.EX_NOUSER)
             return True
         except (_TemporaryError, OSError, smtplib.SMTPException, ProxyError) as error:
-            detail = str(error) if isinstance(error, _TemporaryError) else _error_text(error)
+            detail = _error_text(error)
             log.debug("event=try_failed recipients=%d reason=%r", len(recipients), detail)
             self._fail(recipients, "temporary", detail, os.EX_TEMPFAIL)
             return False
@@ -287,7 +287,7 @@ def _text(code: int, text: bytes | str) -> str:
 def _error_text(error: BaseException) -> str:
     if isinstance(error, smtplib.SMTPResponseException):
         return _text(error.smtp_code, error.smtp_error)
-    if isinstance(error, UnreachableError):
+    if isinstance(error, _TemporaryError | UnreachableError):
         return str(error)
     if isinstance(error, ProxyConnectionError):
         return f"Tor is not reachable: {error.strerror}"

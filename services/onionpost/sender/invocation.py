@@ -3,6 +3,7 @@ sendmail's getopt does (bundled flags, attached or separate values, `--`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 # Sendmail flags that take a value (`-fADDR` or `-f ADDR`). Only f/r/F/b/o matter to us;
@@ -46,12 +47,12 @@ def parse(argv: list[str]) -> Invocation:
     return result
 
 
-def _short_flags(flags: str, args: object, result: Invocation) -> None:
+def _short_flags(flags: str, args: Iterator[str], result: Invocation) -> None:
     for index, flag in enumerate(flags):
         if flag not in _WITH_VALUE:
             _switch(flag, result)
             continue
-        value = flags[index + 1:] or next(args, None)  # type: ignore[call-overload]
+        value = flags[index + 1:] or next(args, None)
         if value is None:
             raise UsageError(f"option -{flag} requires a value")
         _option(flag, value, result)

@@ -9,11 +9,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
 
 from onionpost.sender import bounce, delivery, sendmail
-from onionpost.sender.delivery import Connector, Options, Result
+from onionpost.sender.delivery import Connector, Result
 from onionpost.sender.outbox import BusyError, Entry, Outbox, after_attempt, due, expired, span
 from onionpost.sender.routing import Plan, Route
 from onionpost.sender.transport import tor_connector
@@ -70,10 +71,11 @@ def work_on(entry: Entry, box: Outbox, settings: Settings, connector: Connector,
         return
     if not due(entry, now, flush):
         return
-    results = attempt(entry, box.message(entry.id), settings, connector)
+    original = box.message(entry.id)
+    results = attempt(entry, original, settings, connector)
     updated, refused = after_attempt(entry, results, now)
     if refused:
-        send_bounce(box.message(entry.id), entry.sender,
+        send_bounce(original, entry.sender,
                     [bounce.Failure(r.recipient, r.detail) for r in refused], settings,
                     "the receiving server refused it")
     if updated is None:
@@ -90,9 +92,8 @@ def attempt(entry: Entry, message: bytes, settings: Settings,
     """One try per domain (cron is the retry loop); every domain on its own."""
     plan = Plan(routes=[Route(domain, list(recipients))
                         for domain, recipients in entry.recipients.items()])
-    options = Options(ehlo_name=sendmail.ehlo_name(sendmail.own_domain(settings), entry.sender),
-                      tls=settings.send_tls != "off", timeout=settings.send_timeout,
-                      retry_delays=())
+    configured = sendmail.delivery_options(settings, sendmail.own_domain(settings), entry.sender)
+    options = replace(configured, retry_delays=())
     return delivery.deliver(plan, entry.sender, message, connector, options, partial=True)
 
 

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from onionpost import onion
 from onionpost.sender import contacts, delivery, hygiene, invocation, message, outbox, routing
+from onionpost.sender.bounce import NO_DOMAIN
 from onionpost.sender.delivery import Connector, Options, Result
 from onionpost.sender.transport import tor_connector
 from onionpost.settings import ConfigError, Settings
@@ -74,13 +75,11 @@ def send(call: invocation.Invocation, raw: bytes, settings: Settings,
         print(f"{PROG}: no sender: the message has no From header and no -f was given",
               file=err)
         return os.EX_DATAERR
-    stamp = hygiene.Stamp(datetime.now(UTC),
-                          hygiene.message_id(secrets.token_hex(16), own or domain_of(sender)))
+    domain = own or outbox.domain_of(sender) or NO_DOMAIN
+    stamp = hygiene.Stamp(datetime.now(UTC), hygiene.message_id(secrets.token_hex(16), domain))
     hygiene.clean(draft, stamp, sender=sender, full_name=call.full_name,
                   keep_headers=call.keep_headers, expand=lookup)
-    options = Options(ehlo_name=ehlo_name(own, sender), tls=settings.send_tls != "off",
-                      timeout=settings.send_timeout, retry_delays=settings.send_retry_delays,
-                      sleep=sleep)
+    options = delivery_options(settings, own, sender, sleep)
     body = draft.to_bytes()
     use_queue = call.queue or settings.send_queue == "on"
     results = delivery.deliver(routing.plan(recipients, lookup), sender, body,
@@ -125,16 +124,19 @@ def envelope_sender(given: str | None, draft: message.Draft, own: str | None) ->
     return sender
 
 
-def domain_of(address: str) -> str:
-    return address.rpartition("@")[2].lower() or "onionpost.invalid"
-
-
 def ehlo_name(own: str | None, sender: str) -> str:
     """Our onion, else the sender's onion, else an address literal: never the hostname."""
     if own:
         return own
-    domain = domain_of(sender)
+    domain = outbox.domain_of(sender)
     return domain if onion.is_valid(domain) else NO_LOCAL_NAME
+
+
+def delivery_options(settings: Settings, own: str | None, sender: str,
+                     sleep: Callable[[float], None] = time.sleep) -> Options:
+    return Options(ehlo_name=ehlo_name(own, sender), tls=settings.send_tls != "off",
+                   timeout=settings.send_timeout, retry_delays=settings.send_retry_delays,
+                   sleep=sleep)
 
 
 def report(results: list[Result], tries: int, verbose: bool, err: TextIO, out: TextIO) -> None:
