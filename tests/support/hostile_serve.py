@@ -2,7 +2,8 @@
 
     python hostile_serve.py MODE_FILE MAILDIR REQUEST_LOG
 
-It greets like fetch-serve and lists the real Maildir, then lies as MODE_FILE says. Every
+It greets like fetch-serve and lists the real Maildir, then lies as MODE_FILE says (garbage,
+dotdot-list, dotdot-data, other-name, size, hash, short, stall). Every
 request it gets is appended to REQUEST_LOG, and a DEL really deletes: a test can check
 both that no delete was asked for and that none happened.
 """
@@ -13,9 +14,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-
-MODES = ("garbage", "dotdot-list", "dotdot-data", "other-name", "size", "hash", "short",
-         "stall")
+from typing import BinaryIO
 
 
 def main() -> None:
@@ -53,7 +52,7 @@ def _size(maildir: Path, name: str) -> int:
     return path.stat().st_size if path.exists() else 10
 
 
-def _send(out: object, maildir: Path, name: str, mode: str, names: list[str]) -> None:
+def _send(out: BinaryIO, maildir: Path, name: str, mode: str, names: list[str]) -> None:
     body = (maildir / name).read_bytes()
     digest = hashlib.sha256(body).hexdigest()
     sent_name = {"dotdot-data": "new/../../escaped",
@@ -62,15 +61,15 @@ def _send(out: object, maildir: Path, name: str, mode: str, names: list[str]) ->
     if mode == "hash":
         digest = hashlib.sha256(body + b"x").hexdigest()
     if mode == "stall":  # half a message, then silence until the client gives up
-        out.write(f"DATA {name} {len(body)}\n".encode() + body[:len(body) // 2])  # type: ignore[attr-defined]
-        out.flush()  # type: ignore[attr-defined]
+        out.write(f"DATA {name} {len(body)}\n".encode() + body[:len(body) // 2])
+        out.flush()
         sys.stdin.buffer.read()
         sys.exit(0)
     if mode == "short":
         body = body[: len(body) // 2]
         size = len(body) * 2
-    out.write(f"DATA {sent_name} {size}\n".encode() + body)  # type: ignore[attr-defined]
-    out.write(digest.encode() + b"\n")  # type: ignore[attr-defined]
+    out.write(f"DATA {sent_name} {size}\n".encode() + body)
+    out.write(digest.encode() + b"\n")
 
 
 if __name__ == "__main__":

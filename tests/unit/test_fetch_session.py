@@ -38,6 +38,13 @@ def connected(server_maildir: Path) -> Iterator[Session]:
         os.close(to_server_r)
 
 
+@pytest.fixture
+def local(tmp_path: Path) -> LocalMaildir:
+    inbox = LocalMaildir(tmp_path / "local")
+    inbox.create()
+    return inbox
+
+
 def _run(server_dir: Path, local: LocalMaildir, **options: object) -> Outcome:
     with connected(server_dir) as session:
         return Fetcher(session, local, Options(**options)).run()  # type: ignore[arg-type]
@@ -59,37 +66,36 @@ def _local(local: LocalMaildir) -> dict[str, bytes]:
             for path in local.present().values()}
 
 
-def test_fetch_moves_everything(tmp_path: Path) -> None:
-    sent = _messages(tmp_path / "server", 150)
-    local = LocalMaildir(tmp_path / "local")
-    local.create()
+def _assert_all_moved(server_dir: Path, local: LocalMaildir, sent: dict[str, bytes]) -> None:
+    assert _local(local) == sent
+    assert list_maildir(server_dir) == ([], 0)
+
+
+def test_fetch_moves_everything(tmp_path: Path, local: LocalMaildir) -> None:
+    sent = _messages(tmp_path / "server", 150)  # more than one batch
 
     outcome = _run(tmp_path / "server", local)
 
     assert (outcome.fetched, outcome.removed) == (150, 0)
-    assert _local(local) == sent
-    assert list_maildir(tmp_path / "server") == ([], 0)
+    _assert_all_moved(tmp_path / "server", local, sent)
 
 
-def test_a_message_here_but_still_there_is_only_deleted(tmp_path: Path) -> None:
+def test_a_message_here_but_still_there_is_only_deleted(tmp_path: Path,
+                                                        local: LocalMaildir) -> None:
     """What a run killed between our rename and the server's delete leaves behind."""
     sent = _messages(tmp_path / "server", 3)
-    local = LocalMaildir(tmp_path / "local")
-    local.create()
     name = sorted(sent)[1]
     (local.root / "cur" / f"{name}:2,S").write_bytes(sent[name])  # and the owner read it
 
     outcome = _run(tmp_path / "server", local)
 
     assert (outcome.fetched, outcome.removed) == (2, 1)
-    assert _local(local) == sent
-    assert list_maildir(tmp_path / "server") == ([], 0)
+    _assert_all_moved(tmp_path / "server", local, sent)
 
 
-def test_a_different_copy_here_stops_the_run_and_deletes_nothing(tmp_path: Path) -> None:
+def test_a_different_copy_here_stops_the_run_and_deletes_nothing(
+        tmp_path: Path, local: LocalMaildir) -> None:
     sent = _messages(tmp_path / "server", 2)
-    local = LocalMaildir(tmp_path / "local")
-    local.create()
     name = sorted(sent)[0]
     (local.root / "new" / name).write_bytes(b"not the same message")
 
@@ -98,19 +104,16 @@ def test_a_different_copy_here_stops_the_run_and_deletes_nothing(tmp_path: Path)
     assert len(list_maildir(tmp_path / "server")[0]) == 2
 
 
-def test_skipped_names_stay_on_the_server(tmp_path: Path) -> None:
+def test_skipped_names_stay_on_the_server(tmp_path: Path, local: LocalMaildir) -> None:
     _messages(tmp_path / "server", 1)
     (tmp_path / "server" / "new" / "weird name with spaces").write_bytes(b"x")
     os.symlink("/etc/passwd", tmp_path / "server" / "new" / "1700.M1R1.link")
-    local = LocalMaildir(tmp_path / "local")
-    local.create()
 
     outcome = _run(tmp_path / "server", local)
 
     assert (outcome.fetched, outcome.skipped) == (1, 2)
     assert sorted(os.listdir(tmp_path / "server" / "new")) == [
         "1700.M1R1.link", "weird name with spaces"]
-
 
 
 def test_a_server_side_io_error_is_one_err_line_without_paths(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from onionpost.fetch.protocol import Entry, check_name, unique_of
-from onionpost.maildir import fsync_dir
+from onionpost.fetch.protocol import Entry, check_name
+from onionpost.maildir import ensure, fsync_dir
 
 LOCK_NAME = ".onionpost-fetch.lock"
 RECORD_NAME = ".onionpost-fetched"
@@ -54,12 +54,8 @@ class LocalMaildir:
         self._pool: ThreadPoolExecutor | None = None
         self._dirty: set[str] = set()
 
-    def exists(self) -> bool:
-        return all((self.root / sub).is_dir() for sub in ("new", "cur", "tmp"))
-
     def create(self) -> None:
-        for sub in ("tmp", "new", "cur"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure(self.root)
 
     def lock(self) -> None:
         fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -206,15 +202,8 @@ class FetchRecord:
         return known
 
     def append(self, fetched: dict[str, Fingerprint]) -> None:
-        if not fetched:
-            return
-        text = "".join(f"{unique} {fp.size} {fp.digest}\n" for unique, fp in fetched.items())
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, text.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if fetched:
+            _write_synced(self.path, _lines(fetched), os.O_APPEND)
 
     def prune(self, still_on_server: set[str]) -> None:
         """Forget messages the server no longer has (atomic rewrite)."""
@@ -223,11 +212,18 @@ class FetchRecord:
         if len(kept) == len(known):
             return
         tmp = self.path.with_name(RECORD_NAME + ".new")
-        tmp.write_text("".join(f"{u} {fp.size} {fp.digest}\n" for u, fp in kept.items()))
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
+        _write_synced(tmp, _lines(kept), os.O_TRUNC)
         os.rename(tmp, self.path)
 
 
-def unique_names(entries: list[Entry]) -> set[str]:
-    return {unique_of(entry.name) for entry in entries}
+def _lines(records: dict[str, Fingerprint]) -> bytes:
+    return "".join(f"{unique} {fp.size} {fp.digest}\n" for unique, fp in records.items()).encode()
+
+
+def _write_synced(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | mode, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

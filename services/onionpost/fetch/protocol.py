@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 GREETING = b"ONIONPOST-FETCH 1\n"
 MAX_LINE = 1024
+_ARITY = {"LIST": 0, "QUIT": 0, "GET": 1, "SUM": 1, "DEL": 2}
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # A Maildir unique name, and Maildir's ":2,FLAGS" info for cur/. Nothing else is accepted:
 # no slash, no leading dot, no "..", no spaces, nothing that could escape the Maildir.
@@ -145,8 +146,7 @@ def parse_request(line: bytes) -> tuple[str, list[str]]:
     """A client request as (verb, arguments); names are checked here, once."""
     words = decode(line)
     verb, args = words[0], words[1:]
-    arity = {"LIST": 0, "QUIT": 0, "GET": 1, "SUM": 1, "DEL": 2}
-    if arity.get(verb) != len(args):
+    if _ARITY.get(verb) != len(args):
         raise ProtocolError(f"unknown request {' '.join(words)[:80]!r}")
     if args:
         check_name(args[0])

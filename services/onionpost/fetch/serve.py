@@ -44,13 +44,6 @@ def list_maildir(maildir: Path) -> tuple[list[Entry], int]:
     return entries, skipped
 
 
-def _open_message(maildir: Path, name: str) -> int | None:
-    try:
-        return os.open(maildir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except (FileNotFoundError, OSError):
-        return None
-
-
 def _sha256(fd: int, size: int, copy_to: Callable[[bytes], object] | None = None) -> str:
     digest = hashlib.sha256()
     for chunk in _chunks(fd, size):
@@ -91,9 +84,9 @@ class Server:
         except ProtocolError as error:
             self._out.write(protocol.request("ERR", error))
             return EX_PROTOCOL
+        except BrokenPipeError:
+            raise
         except OSError as error:
-            if isinstance(error, BrokenPipeError):
-                raise
             # strerror only: the owner learns what failed, nobody learns our paths
             self._out.write(protocol.request("ERR", f"server I/O error: {error.strerror}"))
             return EX_IOERR
@@ -147,10 +140,11 @@ class Server:
 
     def _open(self, name: str) -> int | None:
         """The message's descriptor, or None after telling the client it is gone."""
-        fd = _open_message(self.maildir, name)
-        if fd is None:
+        try:
+            return os.open(self.maildir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
             self._out.write(protocol.request("GONE", name))
-        return fd
+            return None
 
     def _do_del(self, name: str, size: str) -> None:
         path = self.maildir / name

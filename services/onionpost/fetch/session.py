@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import BinaryIO
 
 from onionpost.fetch import protocol
@@ -66,15 +67,15 @@ class Session:
                 raise ProtocolError(f"the server listed {len(entries)} messages, said {count}")
             return entries, skipped
 
-    def body_into(self, sink: object, size: int) -> str:
-        """Copy size bytes into sink.write; return the digest line that follows."""
+    def body_into(self, write: Callable[[bytes], object], size: int) -> str:
+        """Pass size bytes to write; return the digest line that follows."""
         left = size
         while left:
             chunk = self._in.read(min(CHUNK, left))
             self.last_heard = time.monotonic()
             if not chunk:
                 raise ConnectionLostError("connection closed in the middle of a message")
-            sink.write(chunk)  # type: ignore[attr-defined]
+            write(chunk)
             left -= len(chunk)
         words = self.words()
         if len(words) != 1:

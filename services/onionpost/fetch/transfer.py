@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
 from onionpost.fetch import protocol
 from onionpost.fetch.inbox import (
@@ -23,7 +22,6 @@ from onionpost.fetch.inbox import (
     LocalMaildir,
     MismatchError,
     sha256_file,
-    unique_names,
 )
 from onionpost.fetch.plan import Plan, Request, batches, make_plan, requests
 from onionpost.fetch.progress import Outcome, ProgressBar
@@ -43,14 +41,12 @@ class Options:
 class Fetcher:
     """One run: plan from the server's list, then pipelined batches of requests."""
 
-    def __init__(self, session: Session, inbox: LocalMaildir, options: Options,
-                 progress_stream: TextIO | None = None) -> None:
+    def __init__(self, session: Session, inbox: LocalMaildir, options: Options) -> None:
         self.session = session
         self.inbox = inbox
         self.record = FetchRecord(inbox.root)
         self.options = options
         self.outcome = Outcome(kept=options.keep)
-        self._progress_stream = progress_stream
         self._known: dict[str, Fingerprint] = {}
         self._present: dict[str, Path] = {}
         self._fetched_now: set[str] = set()
@@ -58,9 +54,8 @@ class Fetcher:
     def run(self) -> Outcome:
         self.session.greet()
         entries, self.outcome.skipped = self.session.listing()
-        if self.inbox.exists():
-            self._known = self.record.load()
-            self._present = self.inbox.present()
+        self._known = self.record.load()  # both empty when --dry-run finds no Maildir yet
+        self._present = self.inbox.present()
         plan = make_plan(entries, self._known.keys() | self._present.keys(),
                          keep=self.options.keep, limit=self.options.limit)
         self.outcome.held_back = plan.held_back
@@ -68,9 +63,10 @@ class Fetcher:
             self._dry_outcome(plan)
         else:
             self._transfer(plan)
-            deleted = {entry.unique for entry in plan.confirm + plan.fetch}
-            self.record.prune(unique_names(entries) - (set() if self.options.keep
-                                                      else deleted))
+            still_there = {entry.unique for entry in entries}
+            if not self.options.keep:
+                still_there -= {entry.unique for entry in plan.confirm + plan.fetch}
+            self.record.prune(still_there)
         self.session.quit()
         return self.outcome
 
@@ -82,8 +78,7 @@ class Fetcher:
         """Two batches in flight: while we fsync batch k the server already streams batch
         k+1 and unlinks batch k-1. Requests and replies stay in order on the stream:
         R0 R1 D0 R2 D1 R3 ... (Rk: the GET/SUMs of batch k, Dk: its DELs)."""
-        progress = ProgressBar(self._progress_stream or sys.stdout, len(plan.fetch),
-                               plan.fetch_bytes)
+        progress = ProgressBar(sys.stdout, len(plan.fetch), plan.fetch_bytes)
         work = batches(requests(plan), BATCH_COUNT, BATCH_BYTES)
         in_flight: list[Entry] = []  # DELs sent, replies not read yet
         try:
@@ -148,7 +143,7 @@ class Fetcher:
             return None
         delivery = self.inbox.start(entry)
         try:
-            delivery.verify(self.session.body_into(delivery, size))
+            delivery.verify(self.session.body_into(delivery.write, size))
         except BaseException:
             delivery.abort()
             raise
