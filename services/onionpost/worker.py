@@ -66,19 +66,23 @@ def quiet_rq(level: str) -> None:
             logger.addFilter(OneLine())
 
 
-def run(queue: str, redis_url: str, role: str, log_level: str) -> int:
+def run(queue: str, redis_url: str, role: str, log_level: str,
+        helpers: dict[str, Callable[[], None]] | None = None) -> int:
     """Work on `queue` until SIGTERM/SIGINT, with rq's scheduler (Retry intervals, jobs
-    enqueued for later) in a child process. A worker that lost Redis in the middle of a
-    job quits (rq's choice); we start a fresh one instead of dying with it."""
+    enqueued for later) and any `helpers` (name -> rq loop) in child processes. A worker
+    that lost Redis in the middle of a job quits (rq's choice); we start a fresh one
+    instead of dying with it."""
     quiet_rq(log_level)
     stop_on_signals()
-    scheduler = start_child(f"{role}-scheduler", lambda: _schedule(queue, redis_url, role))
+    loops = {f"{role}-scheduler": lambda: _schedule(queue, redis_url, role), **(helpers or {})}
+    children = [start_child(name, loop) for name, loop in loops.items()]
     try:
         return _work(queue, redis_url, role)
     except StopRequested:
         return 0
     finally:
-        stop_child(scheduler)
+        for child in children:
+            stop_child(child)
 
 
 def stop_on_signals() -> None:

@@ -11,15 +11,11 @@ ntfy rejects (checked against ntfy's server/server.go and server/errors.go):
   <token>` or `Basic <user:password>`. Unknown credentials: 401 (40101). When the double
   is started with credentials, anonymous publishing is denied as with
   `auth-default-access: deny-all`: 403 (40301).
-- `GET /<topic>/json?poll=1`: the messages of a topic, one JSON object per line
-  (https://docs.ntfy.sh/subscribe/api/#poll-for-messages), with the same authentication.
 - `GET /v1/health`: {"healthy": true}.
 
-For tests only (not ntfy's API), under `/_double/`:
-- `GET /_double/messages`: every published message (all topics), as a JSON list;
-- `GET /_double/requests`: every request received: headers, raw body, client port;
-- `POST /_double/fail` {"status": 503, "count": 2}: the next publishes get that status;
-- `POST /_double/reset`: forget everything.
+For tests only (not ntfy's API): `GET /_double/messages`, every published message (all
+topics) as a JSON list, for the compose tests; in-process tests read the requests and
+messages and inject failures through NtfyDouble's methods.
 
 Run it in a thread (NtfyDouble(...).start()) or as a process for the compose tests:
 `python -m tests.support.ntfy_double --host 0.0.0.0 --port 8080 --token tk_x --user u:p`.
@@ -38,10 +34,9 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 TOPIC = re.compile(r"^[-_A-Za-z0-9]{1,64}$")
-POLL_PATH = re.compile(r"^/([-_A-Za-z0-9]{1,64})/json$")
 JSON_BODY_LIMIT = 8192  # ntfy: 2 x message-size-limit (4096)
 MESSAGE_TTL = 12 * 3600  # ntfy's default cache-duration
 
@@ -53,7 +48,6 @@ ERRORS: dict[int, tuple[int, str]] = {
     40301: (403, "forbidden"),
     40401: (404, "page not found"),
     41303: (413, "JSON body too large"),
-    50001: (500, "internal server error"),
 }
 
 
@@ -170,8 +164,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str, body: bytes) -> tuple[int, str]:
         recorder = self.server.recorder
-        if path.startswith("/_double/"):
-            return self._control(path, body)
+        if path == "/_double/messages" and self.command == "GET":
+            with recorder.lock:
+                return 200, json.dumps(recorder.messages)
         if path == "/v1/health" and self.command == "GET":
             return 200, json.dumps({"healthy": True}) + "\n"
         if path == "/" and self.command in ("POST", "PUT"):
@@ -186,33 +181,6 @@ class Handler(BaseHTTPRequestHandler):
             with recorder.lock:
                 recorder.messages.append(message)
             return 200, json.dumps(message) + "\n"
-        poll = POLL_PATH.match(path)
-        if poll and self.command == "GET":
-            recorder.authorize(recorder.authenticate(self.headers.get("Authorization")))
-            if "poll" not in parse_qs(urlsplit(self.path).query):
-                raise RejectedError(40024)  # streaming subscriptions are not part of the double
-            with recorder.lock:
-                lines = [json.dumps(m) for m in recorder.messages if m["topic"] == poll[1]]
-            return 200, "".join(line + "\n" for line in lines)
-        raise RejectedError(40401)
-
-    def _control(self, path: str, body: bytes) -> tuple[int, str]:
-        recorder = self.server.recorder
-        with recorder.lock:
-            if path == "/_double/messages":
-                return 200, json.dumps(recorder.messages)
-            if path == "/_double/requests":
-                return 200, json.dumps(recorder.requests)
-            if path == "/_double/fail" and self.command == "POST":
-                order = json.loads(body or b"{}")
-                recorder.failures.extend([int(order.get("status", 503))] *
-                                         int(order.get("count", 1)))
-                return 200, "{}"
-            if path == "/_double/reset" and self.command == "POST":
-                recorder.requests.clear()
-                recorder.messages.clear()
-                recorder.failures.clear()
-                return 200, "{}"
         raise RejectedError(40401)
 
     def _record(self, body: bytes, status: int) -> None:

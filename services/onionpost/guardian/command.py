@@ -9,7 +9,6 @@ import uuid
 
 import redis
 from rq.cron import CronScheduler
-from rq.exceptions import StopRequested
 
 from onionpost import events, maildir, worker
 from onionpost.guardian import jobs, policy, state
@@ -30,19 +29,11 @@ def main(argv: list[str], settings: Settings) -> int:
                     "ONIONPOST_SWEEP_INTERVAL seconds, pauses ingest past a limit, resumes "
                     "it under the resume marks and warns of floods.").parse_args(argv)
     maildir.ensure(settings.maildir)
-    worker.quiet_rq(settings.log_level)
-    worker.stop_on_signals()
-    sweeps = worker.start_child("guardian-sweeps", lambda: run_sweeps(settings))
-    try:
-        jobs.install(jobs.Guardian(settings, events.connect(settings.redis_url)))
-        log.info("event=start sweep_interval=%d resume_percent=%d", settings.sweep_interval,
-                 settings.resume_percent)
-        return worker.run(events.EVENTS_QUEUE, settings.redis_url, "guardian",
-                          settings.log_level)
-    except StopRequested:
-        return 0
-    finally:
-        worker.stop_child(sweeps)
+    jobs.install(jobs.Guardian(settings, events.connect(settings.redis_url)))
+    log.info("event=start sweep_interval=%d resume_percent=%d", settings.sweep_interval,
+             settings.resume_percent)
+    return worker.run(events.EVENTS_QUEUE, settings.redis_url, "guardian", settings.log_level,
+                      helpers={"guardian-sweeps": lambda: run_sweeps(settings)})
 
 
 def run_sweeps(settings: Settings) -> None:

@@ -21,8 +21,7 @@ NEW_MAIL_WINDOW = "onionpost:newmail:window"  # string: a digest is scheduled fo
 
 
 def read_pause(client: redis.Redis | Pipeline) -> Pause | None:
-    fields = client.hgetall(PAUSED_KEY)
-    return Pause.from_fields({text(k): text(v) for k, v in fields.items()})
+    return _pause_of(client.hgetall(PAUSED_KEY))
 
 
 def write_pause(pipe: redis.Redis | Pipeline, pause: Pause) -> None:
@@ -45,6 +44,10 @@ def resume(client: redis.Redis) -> Pause | None:
         pipe.hgetall(PAUSED_KEY)
         pipe.delete(PAUSED_KEY)
         fields, _ = pipe.execute()
+    return _pause_of(fields)
+
+
+def _pause_of(fields: dict[bytes | str, bytes | str]) -> Pause | None:
     return Pause.from_fields({text(k): text(v) for k, v in fields.items()})
 
 

@@ -30,7 +30,6 @@ class NtfyRejectedError(Exception):
         hint = HINTS.get(status, "see the ntfy server's log")
         super().__init__(f"ntfy refused the notice: HTTP {status} {error}; {hint}")
         self.status = status
-        self.error = error
 
 
 class Ntfy:
@@ -38,13 +37,12 @@ class Ntfy:
     field, so no text of ours (or of a mail) ever becomes an HTTP header."""
 
     def __init__(self, url: str, topic: str, *, token: str = "", user: str = "",
-                 password: str = "", timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 password: str = "", timeout: float = 10.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         auth = httpx.BasicAuth(user, password) if user and not token else None
         self.topic = topic
         self._client = httpx.Client(
-            base_url=url, headers=headers, auth=auth, transport=transport,
+            base_url=url, headers=headers, auth=auth,
             timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
             follow_redirects=False, trust_env=False)
 
