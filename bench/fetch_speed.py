@@ -42,12 +42,12 @@ class Bench:
              str(self.remote)], capture_output=True, text=True, check=True).stdout
         self.sshd.authorize(line)
         self.sshd.authorize(plain_key.with_suffix(".pub").read_text())  # the seed's key
-        common = [f"  HostName 127.0.0.1\n  Port {self.sshd.port}\n  User {getpass.getuser()}\n"
+        common = (f"  HostName 127.0.0.1\n  Port {self.sshd.port}\n  User {getpass.getuser()}\n"
                   f"  UserKnownHostsFile {self.sshd.known_hosts}\n  IdentitiesOnly yes\n"
-                  "  BatchMode yes\n  LogLevel ERROR\n"]
+                  "  BatchMode yes\n  LogLevel ERROR\n")
         self.sshd.client_config.write_text(
-            f"Host mailbox\n{common[0]}  IdentityFile {fetch_key}\n"
-            f"Host seed\n{common[0]}  IdentityFile {plain_key}\n")
+            f"Host mailbox\n{common}  IdentityFile {fetch_key}\n"
+            f"Host seed\n{common}  IdentityFile {plain_key}\n")
 
     def fill(self) -> None:
         shutil.rmtree(self.local, ignore_errors=True)

@@ -45,8 +45,7 @@ def start_receivers(network: TorNetwork, base: Path, redis_url: str) -> list[Ing
         port = free_port()
         service = network.add_onion_service(f"bench-{name}", {25: port}, proxy_protocol=True)
         ingest = IngestProcess(base / name / "inbox", service.address,
-                               {**LIMITS, "ONIONPOST_REDIS_URL": redis_url})
-        ingest.port = port
+                               {**LIMITS, "ONIONPOST_REDIS_URL": redis_url}, port=port)
         receivers.append(ingest.start())
     return receivers
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from tests.e2e.tornet import TorNetwork
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_for
 from tests.support.servers import IngestProcess, RedisServer
 
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "3"))
@@ -31,11 +31,8 @@ BODY = b"Subject: bench\r\n\r\n" + b"Benchmark body line.\r\n" * 40
 
 def wait_for_file(directory: Path, count: int, timeout: float = 60.0) -> None:
     """Until directory holds `count` files (polled every 2 ms)."""
-    deadline = time.perf_counter() + timeout
-    while len(os.listdir(directory)) < count:
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"message {count} never reached {directory}")
-        time.sleep(0.002)
+    wait_for(lambda: len(os.listdir(directory)) >= count, timeout,
+             f"message {count} in {directory}", interval=0.002)
 
 
 class Bench:
@@ -57,8 +54,8 @@ class Bench:
         uploaded = time.perf_counter() - began
         self.address = service.address
         self.ingest = IngestProcess(self.base / "inbox", self.address,
-                                    {**INGEST, "ONIONPOST_REDIS_URL": self.redis_url})
-        self.ingest.port = port
+                                    {**INGEST, "ONIONPOST_REDIS_URL": self.redis_url},
+                                    port=port)
         self.ingest.start()
         ingest_ready = time.perf_counter() - began
         self.send_one(isolation="cold")

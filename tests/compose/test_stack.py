@@ -108,11 +108,20 @@ def tor_target(stack: Stack) -> str:
     return line.split()[2]
 
 
+def containers_of(stack: Stack, service: str) -> list[dict[str, Any]]:
+    return [c for c in stack.containers()
+            if c["Config"]["Labels"]["com.docker.compose.service"] == service]
+
+
 def ingest_address(stack: Stack) -> str:
-    [ingest] = [c for c in stack.containers()
-                if c["Config"]["Labels"]["com.docker.compose.service"] == "ingest"]
+    [ingest] = containers_of(stack, "ingest")
     networks = ingest["NetworkSettings"]["Networks"]
     return str(networks[f"{stack.project}_internal"]["IPAddress"])
+
+
+def wait_tor_points_at_ingest(stack: Stack, what: str) -> None:
+    wait_until(lambda: tor_target(stack) == f"{ingest_address(stack)}:2525", timeout=30,
+               what=what)
 
 
 def test_tor_writes_an_onion_address(stack: Stack) -> None:
@@ -125,8 +134,7 @@ def test_tor_writes_an_onion_address(stack: Stack) -> None:
 def test_tor_points_the_onion_service_at_ingest(stack: Stack) -> None:
     # ingest starts after tor: the entrypoint puts ingest's address into the torrc (it looks
     # every 5 s) and reloads tor.
-    wait_until(lambda: tor_target(stack) == f"{ingest_address(stack)}:2525", timeout=30,
-               what="tor to point at ingest")
+    wait_tor_points_at_ingest(stack, "tor to point at ingest")
 
 
 def test_message_from_the_internal_network_lands_in_the_mail_volume(stack: Stack) -> None:
@@ -140,8 +148,7 @@ def test_message_from_the_internal_network_lands_in_the_mail_volume(stack: Stack
 
 def test_scale_notifier_to_three(stack: Stack) -> None:
     stack.up("--scale", "notifier=3")
-    notifiers = [c for c in stack.containers()
-                 if c["Config"]["Labels"]["com.docker.compose.service"] == "notifier"]
+    notifiers = containers_of(stack, "notifier")
     assert len(notifiers) == 3
     assert all(c["State"]["Health"]["Status"] == "healthy" for c in notifiers)
 
@@ -177,8 +184,7 @@ def test_down_then_up_keeps_mail_and_address(stack: Stack) -> None:
     stack.up()
     assert onion_address(stack) == address
     assert stored(stack, "") == mail
-    wait_until(lambda: tor_target(stack) == f"{ingest_address(stack)}:2525", timeout=30,
-               what="tor to point at the new ingest container")
+    wait_tor_points_at_ingest(stack, "tor to point at the new ingest container")
 
 
 def test_only_the_web_uis_are_published_and_on_loopback(stack: Stack) -> None:

@@ -58,16 +58,22 @@ def mail_onion(tor_network: TorNetwork) -> MailOnion:
     return MailOnion(service, port)
 
 
+def ingest_behind(start_ingest: Callable[..., IngestProcess], address: str, port: int,
+                  **settings: object) -> IngestProcess:
+    """start_ingest behind an onion service: its domain, its target port, PROXY protocol on."""
+    settings = {"proxy_protocol": True, "proxy_timeout": 5, **settings}
+    ingest = start_ingest(domain=address, ingest_listen=f"127.0.0.1:{port}", **settings)
+    ingest.port = port
+    return ingest
+
+
 @pytest.fixture
 def onion_ingest(start_ingest: Callable[..., IngestProcess],
                  mail_onion: MailOnion) -> Callable[..., IngestProcess]:
-    """start_ingest for the mail onion: its domain, its port, PROXY protocol on."""
+    """start_ingest for the mail onion."""
 
     def start(**settings: object) -> IngestProcess:
-        settings = {"proxy_protocol": True, "proxy_timeout": 5, **settings}
-        ingest = start_ingest(domain=mail_onion.address,
-                              ingest_listen=mail_onion.ingest_listen, **settings)
-        ingest.port = mail_onion.ingest_port
-        return ingest
+        return ingest_behind(start_ingest, mail_onion.address, mail_onion.ingest_port,
+                             **settings)
 
     return start

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onionpost import onion
 from onionpost.sender.transport import isolation_username
+from tests.e2e.conftest import ingest_behind
 from tests.e2e.tornet import OnionService, TorNetwork
 from tests.support.net import free_port
 from tests.support.servers import IngestProcess
@@ -57,11 +58,8 @@ def ingest_for(receivers: dict[str, Receiver], start_ingest: Callable[..., Inges
                tmp_path: Path) -> Callable[[str], IngestProcess]:
     def start(name: str) -> IngestProcess:
         receiver = receivers[name]
-        ingest = start_ingest(maildir=tmp_path / name / "inbox", domain=receiver.address,
-                              ingest_listen=f"127.0.0.1:{receiver.port}", proxy_protocol=True,
-                              proxy_timeout=5)
-        ingest.port = receiver.port
-        return ingest
+        return ingest_behind(start_ingest, receiver.address, receiver.port,
+                             maildir=tmp_path / name / "inbox")
 
     return start
 
@@ -146,7 +144,7 @@ def test_one_message_to_three_onions_arrives_at_each_once(
     to = [f"alice@{receivers['alice'].address}", f"bob@{receivers['bob'].address}",
           f"robert@{receivers['bob'].address}"]
     bcc = f"carol@{receivers['carol'].address}"
-    raw = letter(to[0], ", ".join(to), "to all") + b""
+    raw = letter(to[0], ", ".join(to), "to all")
     raw = raw.replace(b"Subject:", f"Bcc: {bcc}\nSubject:".encode(), 1)
     result = alice.sendmail(["-oi", "-t", "-v"], raw)
     assert result.returncode == 0, result.stderr.decode()

@@ -230,9 +230,9 @@ class OnionService:
 class TorNetwork:
     """The network: start() brings up authorities, relays and the client (~10 s)."""
 
-    def __init__(self, base: Path, owner_pid: int | None = None) -> None:
+    def __init__(self, base: Path) -> None:
         self.base = base
-        self.owner_pid = owner_pid or os.getpid()
+        self.owner_pid = os.getpid()
         self.empty_file = base / "empty"
         self.authorities = [TorProcess(f"auth{n}", base / f"auth{n}", []) for n in
                             range(AUTHORITIES)]
@@ -246,10 +246,6 @@ class TorNetwork:
         self._began = time.monotonic()
 
     # --- the API the tests use ------------------------------------------------------
-    @property
-    def client_control_port(self) -> int:
-        return self.client.control_port
-
     def client_controller(self) -> Controller:
         return self.client.controller()
 
