@@ -7,7 +7,11 @@ it into the Maildir (polled), and we also show when smtp-source finished against
 Both Maildirs live in one temporary directory on the same filesystem (see TMPDIR below).
 
 Environment: BENCH_MESSAGES (default 3000), BENCH_ROUNDS (3), BENCH_WORKERS ("1,2": ingest
-process counts to measure), BENCH_KEEP_ALIVE=1 (-d: many messages per session).
+process counts to measure), BENCH_FSYNC ("group,file": ONIONPOST_FSYNC modes to measure),
+BENCH_KEEP_ALIVE=1 (-d: many messages per session).
+
+"CPU ms/msg" is the CPU time (user + system) that the ingest processes (parent and workers)
+spent while smtp-source ran, divided by the messages: start-up is not counted.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Run:
     messages: int
     seconds: float  # first connection to the last message safe on disk
     client_seconds: float  # until smtp-source finished
+    cpu_ms: float | None = None  # ingest's CPU per message (onionpost rows only)
 
     @property
     def rate(self) -> float:
@@ -87,11 +92,25 @@ def ingest_round(base: Path, redis: RedisServer, workers: int, fsync: str, messa
     base.mkdir(parents=True)
     ingest.start()
     try:
+        assert ingest.process is not None
+        cpu_before = cpu_seconds(ingest.process.pid)
         # Every 250 came after the fsyncs: smtp-source's end is the last durable message.
         run = send(ingest.port, messages, keep_alive, lambda: count_new(maildir))
-        return Run(run.messages, run.client_seconds, run.client_seconds)
+        cpu_ms = (cpu_seconds(ingest.process.pid) - cpu_before) * 1000 / messages
+        return Run(run.messages, run.client_seconds, run.client_seconds, cpu_ms)
     finally:
         ingest.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (ingest's pre-forked workers)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                              text=True).stdout.split()
+    total = 0
+    for process in [str(pid), *children]:
+        fields = Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def postfix_round(postfix: PostfixReference, number: int, messages: int,
@@ -109,14 +128,16 @@ def load() -> str:
 def table(results: dict[str, list[Run]], reference: str) -> str:
     reference_rate = statistics.median(run.rate for run in results[reference])
     lines = [f"{'receiver':<34}{'messages':>9}{'seconds':>9}{'client s':>10}{'msg/s':>8}"
-             f"{'x Postfix':>11}   rounds (msg/s)"]
+             f"{'x Postfix':>11}{'CPU ms/msg':>12}   rounds (msg/s)"]
     for name, runs in results.items():
         rate = statistics.median(run.rate for run in runs)
         seconds = statistics.median(run.seconds for run in runs)
         client = statistics.median(run.client_seconds for run in runs)
         rounds = " ".join(f"{run.rate:.0f}" for run in runs)
+        cpu = [run.cpu_ms for run in runs if run.cpu_ms is not None]
+        cpu_text = f"{statistics.median(cpu):.2f}" if cpu else "-"
         lines.append(f"{name:<34}{runs[0].messages:>9}{seconds:>9.2f}{client:>10.2f}"
-                     f"{rate:>8.0f}{rate / reference_rate:>11.2f}   {rounds}")
+                     f"{rate:>8.0f}{rate / reference_rate:>11.2f}{cpu_text:>12}   {rounds}")
     return "\n".join(lines)
 
 
