@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 from rq import SimpleWorker
@@ -22,6 +22,7 @@ from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 
 log = logging.getLogger("onionpost.worker")
+Service = TypeVar("Service")
 
 WORKER_TTL = 30  # rq heartbeat; an idle worker wakes every WORKER_TTL - 15 s
 RESTART_DELAY = 1.0
@@ -170,3 +171,21 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:
         os._exit(0)
+
+
+class Installed(Generic[Service]):
+    """What a module's rq jobs work with (settings read once, one Redis pool, one HTTP
+    client), installed by the command that runs the worker before the first job."""
+
+    def __init__(self, command: str) -> None:
+        self._command = command
+        self._service: Service | None = None
+
+    def install(self, service: Service) -> None:
+        self._service = service
+
+    def current(self) -> Service:
+        if self._service is None:
+            raise RuntimeError(f"these jobs run inside `onionpost {self._command}`, "
+                               "not a bare rq worker")
+        return self._service

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from rq import Queue
 
-from onionpost import maildir
+from onionpost import maildir, worker
 from onionpost.events import EVENTS_QUEUE, NOTIFY_QUEUE, PAUSED_KEY
 from onionpost.guardian import mailbox, policy, state
 from onionpost.guardian.policy import FloodRule, Plan
@@ -154,18 +154,8 @@ def _log(plan: Plan, usage: Usage, trigger: str) -> None:
         log.warning("event=flood messages=%d trigger=%s", usage.messages, trigger)
 
 
-_guardian: Guardian | None = None
-
-
-def install(guardian: Guardian) -> None:
-    global _guardian
-    _guardian = guardian
-
-
-def current() -> Guardian:
-    if _guardian is None:
-        raise RuntimeError("guardian jobs run inside `onionpost guardian`, not a bare rq worker")
-    return _guardian
+_installed: worker.Installed[Guardian] = worker.Installed("guardian")
+install, current = _installed.install, _installed.current
 
 
 # --- the jobs (their import paths are part of the queue protocol) -------------------------

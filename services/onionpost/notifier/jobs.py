@@ -14,6 +14,7 @@ from typing import Any
 import redis
 from rq import Retry
 
+from onionpost import worker
 from onionpost.notifier.notices import Notice
 from onionpost.notifier.ntfy import Ntfy, NtfyRejectedError, NtfyUnavailableError
 
@@ -59,18 +60,8 @@ class Notifier:
         return "sent"
 
 
-_notifier: Notifier | None = None
-
-
-def install(notifier: Notifier) -> None:
-    global _notifier
-    _notifier = notifier
-
-
-def current() -> Notifier:
-    if _notifier is None:
-        raise RuntimeError("notifier jobs run inside `onionpost notifier`, not a bare rq worker")
-    return _notifier
+_installed: worker.Installed[Notifier] = worker.Installed("notifier")
+install, current = _installed.install, _installed.current
 
 
 def publish(notice: dict[str, Any]) -> Retry | str:
