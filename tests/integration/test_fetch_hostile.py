@@ -83,3 +83,20 @@ def test_a_stalled_server_is_given_up_on(rig: FetchRig) -> None:
                              "after 0 messages\n")
     assert len(rig.remote_names()) == 2
     assert os.listdir(rig.local / "tmp") == []
+
+
+@pytest.mark.parametrize(("mode", "says"), [
+    ("escapes", "the server side did not start (exit 3): "),
+    ("escapes-late", "connection closed by the server after 0 messages (run again to finish) "),
+])
+def test_what_the_server_writes_to_stderr_cannot_steer_the_terminal(
+        rig: FetchRig, mode: str, says: str) -> None:
+    rig.mode_file.write_text(mode)
+    rig.deliver(2)
+
+    result = rig.fetch()
+
+    assert result.returncode in (69, 75), result.stderr
+    shown = "all good \ufffd[2J\ufffd31m\ufffdgnp.exe\ufffdx\ufffd end\ufffd"
+    assert result.stderr == f"onionpost fetch: {says}{shown}\n", ascii(result.stderr)
+    assert len(rig.remote_names()) == 2

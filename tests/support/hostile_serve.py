@@ -3,7 +3,8 @@
     python hostile_serve.py MODE_FILE MAILDIR REQUEST_LOG
 
 It greets like fetch-serve and lists the real Maildir, then lies as MODE_FILE says (garbage,
-dotdot-list, dotdot-data, other-name, size, hash, short, stall). Every
+dotdot-list, dotdot-data, other-name, size, hash, short, stall), or writes terminal escapes
+to stderr and exits (escapes: before the greeting, escapes-late: on LIST). Every
 request it gets is appended to REQUEST_LOG, and a DEL really deletes: a test can check
 both that no delete was asked for and that none happened.
 """
@@ -16,11 +17,18 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+# a window title, an overwriting CR, a cleared screen, a C1 CSI, a bidi override and
+# isolates, a tab, BEL: what a hostile server would send to the owner's terminal
+ESCAPES = ("\x1b]0;owned\x07fetched 0 messages\rall good \x1b[2J\x9b31m\u202egnp.exe"
+           "\u2066x\u2069\tend\x07\n").encode()
+
 
 def main() -> None:
     mode = Path(sys.argv[1]).read_text().strip()
     maildir, log = Path(sys.argv[2]), Path(sys.argv[3])
     out = sys.stdout.buffer
+    if mode == "escapes":
+        _escape_and_exit()
     out.write(b"ONIONPOST-FETCH 1\n")
     out.flush()
     names = sorted(f"new/{name}" for name in os.listdir(maildir / "new"))
@@ -28,6 +36,8 @@ def main() -> None:
         with log.open("ab") as handle:
             handle.write(line)
         verb, *args = line.decode().split()
+        if verb == "LIST" and mode == "escapes-late":
+            _escape_and_exit()
         if verb == "LIST":
             if mode == "garbage":
                 out.write(b"\x00\xffgarbage\xfe\n")
@@ -45,6 +55,12 @@ def main() -> None:
         out.flush()
         if verb == "QUIT":
             return
+
+
+def _escape_and_exit() -> None:
+    sys.stderr.buffer.write(ESCAPES)
+    sys.stderr.flush()
+    sys.exit(3)
 
 
 def _size(maildir: Path, name: str) -> int:

@@ -1,10 +1,14 @@
-"""The summary line and the progress bar."""
+"""The summary line, the progress bar, and server text made safe for a terminal."""
 
 from __future__ import annotations
 
 import io
 
-from onionpost.fetch.progress import Outcome, ProgressBar, bar, summary
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from onionpost.fetch.progress import Outcome, ProgressBar, bar, printable_lines, summary
 
 
 def test_summary_line() -> None:
@@ -39,3 +43,27 @@ def test_progress_is_drawn_on_a_terminal_only() -> None:
     assert quiet.getvalue() == ""
     assert tty.getvalue().endswith("2/2 messages, 2.0 MB of 2.0 MB\n")
     assert tty.getvalue().startswith("\r[")
+
+
+@pytest.mark.parametrize(("text", "lines"), [
+    ("ssh: connect to host x port 22: Connection refused\r\n",
+     ["ssh: connect to host x port 22: Connection refused"]),
+    ("one\n\n  two  \n", ["one", "two"]),
+    ("secret\rall good", ["secret", "all good"]),                 # CR cannot overwrite
+    ("\x1b]0;title\x07\x1b[2Jred", ["\ufffd]0;title\ufffd\ufffd[2Jred"]),
+    ("a\tb", ["a b"]),
+    ("\x9b31m\x85next", ["\ufffd31m", "next"]),                     # C1 CSI; NEL is a break
+    ("\u202egnp.exe \u2066x\u2069 \u200f", ["\ufffdgnp.exe \ufffdx\ufffd \ufffd"]),
+    ("caf\u00e9 \u00e0 \u4e2d", ["caf\u00e9 \u00e0 \u4e2d"]),     # letters stay as they are
+    ("\x00\x7f", ["\ufffd\ufffd"]),
+    ("", []),
+])
+def test_printable_lines(text: str, lines: list[str]) -> None:
+    assert printable_lines(text) == lines
+
+
+@given(st.text())
+def test_printable_lines_never_hold_a_control_character(text: str) -> None:
+    lines = printable_lines(text)
+    assert all(line and line.isprintable() for line in lines)
+    assert len(lines) <= len(text.splitlines())

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from onionpost.fetch.inbox import BusyError, LocalMaildir, MismatchError
-from onionpost.fetch.progress import Outcome, summary
+from onionpost.fetch.progress import Outcome, printable_lines, summary
 from onionpost.fetch.protocol import ProtocolError
 from onionpost.fetch.session import ConnectionLostError, ServerError, Session
 from onionpost.fetch.ssh import SshCall, authorized_key_line, parse_resolved, serve_command
@@ -76,7 +76,7 @@ def _print_authorized_key(args: argparse.Namespace) -> int:
         command = serve_command(args.remote_onionpost, args.remote_maildir, args.compose_file)
         print(authorized_key_line(command, public_key))
     except (OSError, ValueError) as error:
-        print(f"onionpost fetch: {key_file}: {error}", file=sys.stderr)
+        _complain(f"{key_file}: {error}")
         return EX_USAGE
     return EX_OK
 
@@ -93,8 +93,13 @@ def _resolve(call: SshCall) -> dict[str, str]:
 
 
 def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = printable_lines(text)
     return lines[-1] if lines else ""
+
+
+def _complain(text: str) -> None:
+    """One line on stderr; server and ssh text in it can steer no terminal."""
+    print(f"onionpost fetch: {' '.join(printable_lines(text))}", file=sys.stderr)
 
 
 def _unreachable(call: SshCall, returncode: int, ssh_stderr: str) -> FetchError:
@@ -180,10 +185,10 @@ def main(argv: list[str], settings: Settings) -> int:
     if args.print_authorized_key:
         return _print_authorized_key(args)
     if not args.destination:
-        print("onionpost fetch: a destination is needed (e.g. owner@server)", file=sys.stderr)
+        _complain("a destination is needed (e.g. owner@server)")
         return EX_USAGE
     if (args.limit is not None and args.limit < 0) or args.timeout <= 0:
-        print("onionpost fetch: --limit must be 0 or more, --timeout above 0", file=sys.stderr)
+        _complain("--limit must be 0 or more, --timeout above 0")
         return EX_USAGE
     call = SshCall(args.destination, args.ssh_option, args.identity, shlex.split(args.ssh))
     remote = serve_command(args.remote_onionpost, args.remote_maildir)
@@ -196,13 +201,13 @@ def main(argv: list[str], settings: Settings) -> int:
             inbox.remove_leftovers()
         outcome = fetch(call, remote, inbox, options, args.timeout)
     except FetchError as error:
-        print(f"onionpost fetch: {error}", file=sys.stderr)
+        _complain(str(error))
         return error.code
     except BusyError as error:
-        print(f"onionpost fetch: {error}", file=sys.stderr)
+        _complain(str(error))
         return EX_TEMPFAIL
     except OSError as error:
-        print(f"onionpost fetch: local Maildir: {error}", file=sys.stderr)
+        _complain(f"local Maildir: {error}")
         return EX_IOERR
     except KeyboardInterrupt:
         print("\nonionpost fetch: interrupted (nothing lost: run again to finish)",

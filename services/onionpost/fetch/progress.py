@@ -1,10 +1,26 @@
-"""What fetch tells the owner: a progress bar on a terminal, and one summary line always."""
+"""What fetch tells the owner: progress, one summary line, and server text made safe to show."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from typing import TextIO
+
+REPLACEMENT = "\ufffd"
+
+
+def printable_lines(text: str) -> list[str]:
+    """Text from the server or ssh as lines a terminal shows as they are, never obeys.
+
+    Every line break ends a line (CR too, so nothing overwrites what came before); a tab
+    becomes a space; any other character that is not printable (ESC and whole escape
+    sequences' introducers, BEL, C1 controls, bidi overrides and isolates, other format
+    characters) becomes U+FFFD, so the owner sees that something was there. Blank lines
+    are dropped.
+    """
+    lines = (line.replace("\t", " ") for line in text.splitlines())
+    cleaned = ("".join(c if c.isprintable() else REPLACEMENT for c in line) for line in lines)
+    return [line.strip() for line in cleaned if line.strip()]
 
 
 def megabytes(count: int) -> str:
