@@ -100,3 +100,34 @@ def test_what_the_server_writes_to_stderr_cannot_steer_the_terminal(
     shown = "all good \ufffd[2J\ufffd31m\ufffdgnp.exe\ufffdx\ufffd end\ufffd"
     assert result.stderr == f"onionpost fetch: {says}{shown}\n", ascii(result.stderr)
     assert len(rig.remote_names()) == 2
+
+
+def test_a_name_taken_here_is_never_replaced(rig: FetchRig) -> None:
+    """A server message whose name a local file has (case-insensitive disks): the owner's
+    file stays as it is, that message stays on the server, everything else is fetched, and
+    the run says so and exits 73 (EX_CANTCREAT); once the owner renames the file, it comes."""
+    taken, *others = rig.deliver(3)
+    rig.mode_file.write_text(f"clash {rig.local}")
+    owners = rig.local / taken
+
+    result = rig.fetch()
+
+    assert owners.read_bytes() == hostile_serve.OWNERS_MESSAGE
+    assert result.returncode == 73, result.stderr
+    assert rig.remote_names() == [taken.partition("/")[2]]
+    assert f"DEL {taken}".encode() not in rig.request_log.read_bytes()
+    assert result.stdout == ("fetched 2 messages, 0.0 MB; "
+                             "1 left on the server: a local file has the name\n")
+    assert result.stderr == (
+        f"onionpost fetch: kept the local files named {taken}; the server's messages of "
+        "the same names stay there: give the local files other names (e.g. add .1), "
+        "then run again\n")
+    assert {path.name for path in rig.local_files()} == {
+        owners.name, *(name.partition("/")[2] for name in others)}
+    assert os.listdir(rig.local / "tmp") == []
+
+    owners.rename(owners.with_name(owners.name + ".1"))
+    rig.mode_file.write_text("honest")
+    assert rig.fetch().returncode == 0
+    assert (rig.local / taken).read_bytes() == rig.sent[owners.name]
+    assert rig.remote_names() == []

@@ -4,7 +4,9 @@
 
 It greets like fetch-serve and lists the real Maildir, then lies as MODE_FILE says (garbage,
 dotdot-list, dotdot-data, other-name, size, hash, short, stall), or writes terminal escapes
-to stderr and exits (escapes: before the greeting, escapes-late: on LIST). Every
+to stderr and exits (escapes: before the greeting, escapes-late: on LIST). `clash LOCAL`
+gives the first message's name to a file of the owner in the LOCAL Maildir just before
+sending it, as a case-insensitive disk would (`new/abc` is the owner's `new/ABC`). Every
 request it gets is appended to REQUEST_LOG, and a DEL really deletes: a test can check
 both that no delete was asked for and that none happened.
 """
@@ -21,10 +23,11 @@ from typing import BinaryIO
 # isolates, a tab, BEL: what a hostile server would send to the owner's terminal
 ESCAPES = ("\x1b]0;owned\x07fetched 0 messages\rall good \x1b[2J\x9b31m\u202egnp.exe"
            "\u2066x\u2069\tend\x07\n").encode()
+OWNERS_MESSAGE = b"Subject: mine\r\n\r\nthe owner's own message\r\n"
 
 
 def main() -> None:
-    mode = Path(sys.argv[1]).read_text().strip()
+    mode, *extra = Path(sys.argv[1]).read_text().split()
     maildir, log = Path(sys.argv[2]), Path(sys.argv[3])
     out = sys.stdout.buffer
     if mode == "escapes":
@@ -46,6 +49,8 @@ def main() -> None:
                 out.write(f"{name} {_size(maildir, name)}\n".encode())
             out.write(f"END {len(listed)} 0\n".encode())
         elif verb == "GET":
+            if mode == "clash" and args[0] == names[0]:
+                (Path(extra[0]) / args[0]).write_bytes(OWNERS_MESSAGE)
             _send(out, maildir, args[0], mode, names)
         elif verb == "DEL":
             (maildir / args[0]).unlink()

@@ -9,6 +9,7 @@ import pytest
 
 from onionpost.fetch.inbox import (
     BusyError,
+    Delivery,
     FetchRecord,
     Fingerprint,
     LocalMaildir,
@@ -55,6 +56,36 @@ def test_an_unsafe_name_is_refused_before_any_file(inbox: LocalMaildir) -> None:
     with pytest.raises(ProtocolError):
         inbox.start(Entry("new/../../x", 3))
     assert list(inbox.root.parent.iterdir()) == [inbox.root]
+
+
+def _verified(inbox: LocalMaildir, name: str) -> Delivery:
+    delivery = inbox.start(Entry(name, len(BODY)))
+    delivery.write(BODY)
+    delivery.verify(DIGEST)
+    return delivery
+
+
+@pytest.mark.parametrize("taken", ["new/1700.M1R1.x", "cur/1700.M1R1.x:2,S"])
+def test_a_taken_name_is_never_replaced(inbox: LocalMaildir, taken: str) -> None:
+    """The file that is there keeps its content (on a case-insensitive disk `new/abc` is
+    the owner's `new/ABC`: here the owner's file simply has the exact name); ours goes,
+    and the other messages of the batch are placed as usual."""
+    clashing, other = _verified(inbox, taken), _verified(inbox, "new/1700.M2R2.x")
+    (inbox.root / taken).write_bytes(b"the owner's own message")
+
+    clashes = inbox.commit([clashing, other])
+
+    assert (inbox.root / taken).read_bytes() == b"the owner's own message"
+    assert (inbox.root / "new/1700.M2R2.x").read_bytes() == BODY
+    assert list((inbox.root / "tmp").iterdir()) == []
+    assert clashes == [clashing]
+
+
+def test_a_placed_message_is_one_file_with_one_name(inbox: LocalMaildir) -> None:
+    inbox.commit([_verified(inbox, "new/1700.M1R1.x")])
+    placed = inbox.root / "new/1700.M1R1.x"
+    assert placed.stat().st_nlink == 1
+    assert placed.stat().st_mode & 0o777 == 0o600
 
 
 def test_only_our_leftovers_are_removed(inbox: LocalMaildir) -> None:

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from onionpost.fetch.progress import Outcome, ProgressBar, bar, printable_lines, summary
+from onionpost.fetch.progress import (
+    Outcome,
+    ProgressBar,
+    bar,
+    clash_warning,
+    printable_lines,
+    summary,
+)
 
 
 def test_summary_line() -> None:
@@ -22,6 +29,14 @@ def test_summary_line() -> None:
     assert summary(Outcome(4, 4_000_000), dry_run=True) == "would fetch 4 messages, 4.0 MB"
     assert summary(Outcome(0, 0, skipped=2)) == \
         "fetched 0 messages, 0.0 MB; 2 files with unusual names left on the server"
+    assert summary(Outcome(3, 0, clashes=["new/a", "new/b"])) == \
+        "fetched 3 messages, 0.0 MB; 2 left on the server: a local file has the name"
+
+
+def test_clash_warning_names_a_few() -> None:
+    assert clash_warning(["new/a"]).startswith("kept the local files named new/a; ")
+    assert clash_warning([f"new/{n}" for n in range(50)]).startswith(
+        "kept the local files named new/0, new/1, new/2, …; ")
 
 
 def test_bar() -> None:

@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 from onionpost.fetch.inbox import BusyError, LocalMaildir, MismatchError
-from onionpost.fetch.progress import Outcome, printable_lines, summary
+from onionpost.fetch.progress import Outcome, clash_warning, printable_lines, summary
 from onionpost.fetch.protocol import ProtocolError
 from onionpost.fetch.session import ConnectionLostError, ServerError, Session
 from onionpost.fetch.ssh import SshCall, authorized_key_line, parse_resolved, serve_command
 from onionpost.fetch.transfer import Fetcher, Options
 from onionpost.settings import Settings
 
-EX_OK, EX_USAGE, EX_UNAVAILABLE, EX_IOERR = 0, 64, 69, 74
+EX_OK, EX_USAGE, EX_UNAVAILABLE, EX_CANTCREAT, EX_IOERR = 0, 64, 69, 73, 74
 EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 75, 76, 77
 
 
@@ -216,4 +216,7 @@ def main(argv: list[str], settings: Settings) -> int:
     finally:
         inbox.close()
     print(summary(outcome, dry_run=args.dry_run))
+    if outcome.clashes:
+        _complain(clash_warning(outcome.clashes))
+        return EX_CANTCREAT
     return EX_OK

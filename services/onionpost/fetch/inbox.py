@@ -104,32 +104,33 @@ class LocalMaildir:
         check_name(entry.name)  # the name decides the path: checked here too, whoever called
         return Delivery(self, entry)
 
-    def commit(self, deliveries: list[Delivery]) -> None:
-        """Wait until every verified file is fsynced, rename each into place, then fsync the
-        directories. Only after this may the server delete them."""
+    def commit(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Wait until every verified file is fsynced, link each into place, then fsync the
+        directories. Only after this may the server delete them. Returns the deliveries
+        that were not placed because a local file already has their name (kept as it is)."""
         try:
             for delivery in deliveries:
                 delivery.wait_durable()
-            for delivery in deliveries:
-                delivery.publish()
+            clashes = [delivery for delivery in deliveries if not delivery.publish()]
         except BaseException:
             for delivery in deliveries:
                 delivery.abort()
             raise
         self.sync()
+        return clashes
 
     def published(self, entry: Entry) -> None:
         self._dirty.add(entry.name.partition("/")[0])
 
     def sync(self) -> None:
-        """Make every rename since the last sync durable (one fsync per directory)."""
+        """Make every link since the last sync durable (one fsync per directory)."""
         for sub in sorted(self._dirty):
             fsync_dir(self.root / sub)
         self._dirty.clear()
 
 
 class Delivery:
-    """One message on its way: tmp/ -> write -> verify -> fsync -> rename into new/ or cur/."""
+    """One message on its way: tmp/ -> write -> verify -> fsync -> link into new/ or cur/."""
 
     def __init__(self, maildir: LocalMaildir, entry: Entry) -> None:
         self._maildir = maildir
@@ -173,9 +174,18 @@ class Delivery:
             raise RuntimeError(f"{self.entry.name} was not verified")
         self._durable.result()
 
-    def publish(self) -> None:
-        os.rename(self._tmp, self._target)
+    def publish(self) -> bool:
+        """Link into place, never over a file that is there (rename would replace it: on a
+        case-insensitive disk `new/abc` is the owner's `new/ABC`). False, and our copy
+        dropped, when the name is taken."""
+        try:
+            os.link(self._tmp, self._target)
+        except FileExistsError:
+            self._tmp.unlink()
+            return False
+        self._tmp.unlink()
         self._maildir.published(self.entry)
+        return True
 
     def abort(self) -> None:
         if self._durable is not None:

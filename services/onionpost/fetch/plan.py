@@ -28,7 +28,7 @@ def make_plan(entries: Iterable[Entry], known: Collection[str], *, keep: bool,
 
     A message we have already is never fetched again: without --keep its server copy is
     deleted once the server's size and hash match ours (this finishes a run that was cut
-    between our rename and the server's delete). A unique name listed twice is fetched once.
+    between our link and the server's delete). A unique name listed twice is fetched once.
     """
     plan = Plan()
     seen: set[str] = set()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 REPLACEMENT = "\ufffd"
@@ -36,6 +36,7 @@ class Outcome:
     held_back: int = 0      # --limit
     skipped: int = 0        # names fetch does not touch (not Maildir-shaped), left there
     kept: bool = False
+    clashes: list[str] = field(default_factory=list)  # a local file has the name: left there
 
 
 def summary(outcome: Outcome, dry_run: bool = False) -> str:
@@ -54,7 +55,16 @@ def summary(outcome: Outcome, dry_run: bool = False) -> str:
         parts.append(f"{outcome.skipped} files with unusual names left on the server")
     if outcome.gone:
         parts.append(f"{outcome.gone} vanished from the server meanwhile")
+    if outcome.clashes:
+        parts.append(f"{len(outcome.clashes)} left on the server: a local file has the name")
     return "; ".join(parts)
+
+
+def clash_warning(clashes: list[str]) -> str:
+    """What the owner can do about messages whose names a local file already has."""
+    names = ", ".join(clashes[:3]) + (", …" if len(clashes) > 3 else "")
+    return (f"kept the local files named {names}; the server's messages of the same names "
+            "stay there: give the local files other names (e.g. add .1), then run again")
 
 
 def bar(done: int, total: int, done_bytes: int, total_bytes: int, width: int = 30) -> str:

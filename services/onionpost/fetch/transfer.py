@@ -1,10 +1,12 @@
 """One fetch run over an open session: plan from the server's list, then pipelined batches.
 
 Order of events for every message: the server sends it with its sha256; we write it to
-tmp/, verify size and hash, fsync, rename into new/ (or cur/), fsync the directory, note
-it in the fetch record, and only then ask the server to delete it. A run killed anywhere
-leaves either a message the server still has (fetched next time) or a message we have
-and the server still has (recognised by its unique name: only the delete is redone).
+tmp/, verify size and hash, fsync, link into new/ (or cur/), fsync the directory, note
+it in the fetch record, and only then ask the server to delete it. A name that is taken
+here (a case-insensitive disk) is never replaced: that message stays on the server. A run
+killed anywhere leaves either a message the server still has (fetched next time) or a
+message we have and the server still has (recognised by its unique name: only the delete
+is redone).
 Nothing is ever fetched twice.
 """
 
@@ -128,7 +130,11 @@ class Fetcher:
             for delivery in deliveries:
                 delivery.abort()
             raise
-        self.inbox.commit(deliveries)
+        for clash in self.inbox.commit(deliveries):
+            deliveries.remove(clash)
+            safe.remove(clash.entry)
+            del fetched[clash.entry.unique]
+            self.outcome.clashes.append(clash.entry.name)
         self.record.append(fetched)
         self._fetched_now.update(fetched)
         self.outcome.fetched += len(deliveries)
