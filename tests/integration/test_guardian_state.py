@@ -188,3 +188,25 @@ def test_summary_mode_shows_cleaned_sender_and_subject(
     [message] = ntfy.messages()
     first_line = message["message"].splitlines()[0]
     assert first_line == 'evil@example.org: café X-Injected: 1 "quoted"'
+
+
+def test_summary_mode_survives_hostile_headers(
+        start_ingest: Callable[..., IngestProcess], start_service: Callable[..., ServiceProcess],
+        mailbox: Path, ntfy: NtfyDouble, redis_url: str) -> None:
+    """A From with only a name, a From that crashes the email parser, a 32 KB folded From:
+    one notice, with no name shown and nothing lost."""
+    start_service("guardian", new_mail_coalesce_seconds=2, notify_new_mail="summary")
+    start_service("notifier")
+    ingest = start_ingest(maildir=mailbox, tls="off")
+    huge = "From: " + "\r\n ".join(['"a".' * 200] * 45) + "x@y.example\r\n"
+    heads = ["From: Your Bank Security Team\r\nSubject: name only\r\n",
+             "From: (x).y@z.example\r\nSubject: parser crash\r\n",
+             "Subject: =?utf-8?b?!!!?= huge from\r\n" + huge]
+    assert len(huge) > 32_000
+    with smtplib.SMTP("127.0.0.1", ingest.port, timeout=15) as client:
+        for head in heads:
+            client.sendmail("a@example.org", [RCPT], (head + "\r\nbody\r\n").encode())
+    wait_for(lambda: notices(ntfy, "3 new messages"), what="the summary", timeout=60)
+    [message] = ntfy.messages()
+    assert sorted(message["message"].splitlines()[:3]) == [
+        "(no sender): huge from", "(no sender): name only", "(no sender): parser crash"]
