@@ -13,10 +13,9 @@ def printable_lines(text: str) -> list[str]:
     """Text from the server or ssh as lines a terminal shows as they are, never obeys.
 
     Every line break ends a line (CR too, so nothing overwrites what came before); a tab
-    becomes a space; any other character that is not printable (ESC and whole escape
-    sequences' introducers, BEL, C1 controls, bidi overrides and isolates, other format
-    characters) becomes U+FFFD, so the owner sees that something was there. Blank lines
-    are dropped.
+    becomes a space; any other character that is not printable (ESC, so no escape sequence
+    starts; BEL; C1 controls; bidi overrides and isolates; other format characters) becomes
+    U+FFFD, so the owner sees that something was there. Blank lines are dropped.
     """
     lines = (line.replace("\t", " ") for line in text.splitlines())
     cleaned = ("".join(c if c.isprintable() else REPLACEMENT for c in line) for line in lines)

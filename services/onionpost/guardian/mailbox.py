@@ -13,8 +13,8 @@ from pathlib import Path
 _ARRIVAL = re.compile(r"^(\d{9,11})\.")
 HEADER_BYTES = 32_768
 # The longest From or Subject value handed to the email parser: its address parser is
-# quadratic on some input (a 32 KB From took 5.9 s, 1 KB ~0.15 s, 512 characters <30 ms),
-# and an address is at most 254 octets (RFC 5321), a name beside it rarely long.
+# quadratic on some input (a 32 KB From took 5.9 s; 512 characters take tens of ms, see
+# bench/summary_headers.py), and an address is at most 254 octets (RFC 5321).
 FIELD_CHARS = 512
 # the parser's own errors, and what it raises besides on hostile input ("(x).y@z": TypeError)
 PARSE_ERRORS = (MessageError, ValueError, LookupError, IndexError, TypeError, AttributeError)
