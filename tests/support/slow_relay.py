@@ -6,6 +6,7 @@ clients without SOCKS (swaks), forwards to one fixed port."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import threading
 import time
@@ -19,6 +20,12 @@ class Traffic:
     """Per connection: the direction of each chunk, in the order the relay read them."""
 
     directions: list[str] = field(default_factory=list)
+    opened: float = field(default_factory=time.monotonic)
+    closed: float = 0.0  # when the client's side ended
+
+    @property
+    def seconds(self) -> float:
+        return self.closed - self.opened
 
     def turns(self) -> int:
         """Runs of server-to-client data: the banner, then one per time the client waited."""
@@ -63,6 +70,8 @@ class SlowRelay:
         self._loop.run_forever()
         server.close()
         tasks = asyncio.all_tasks(self._loop)
+        if tasks:  # connections end by themselves once their last chunks are delivered
+            self._loop.run_until_complete(asyncio.wait(tasks, timeout=2 * self.latency + 1))
         for task in tasks:
             task.cancel()
         self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
@@ -70,20 +79,22 @@ class SlowRelay:
 
     async def _serve(self, client_reader: asyncio.StreamReader,
                      client_writer: asyncio.StreamWriter) -> None:
+        traffic = Traffic()
         try:
             port = self.forward_to or await self._socks_handshake(client_reader, client_writer)
+            await asyncio.sleep(2 * self.latency)  # tor's stream set-up: BEGIN, CONNECTED
             server_reader, server_writer = await asyncio.open_connection("127.0.0.1", port)
             if self.forward_to is None:
-                await asyncio.sleep(2 * self.latency)  # tor's stream set-up: BEGIN, CONNECTED
                 client_writer.write(b"\x05\x00\x00\x01" + bytes(4) + struct.pack("!H", 0))
         except (OSError, asyncio.IncompleteReadError, KeyError):
             client_writer.close()
             return
-        traffic = Traffic()
         self.connections.append(traffic)
-        await asyncio.gather(
-            self._pump(client_reader, server_writer, traffic, CLIENT_TO_SERVER),
-            self._pump(server_reader, client_writer, traffic, SERVER_TO_CLIENT))
+        # A cancelled handler task makes asyncio's start_server log an error: end quietly.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(
+                self._pump(client_reader, server_writer, traffic, CLIENT_TO_SERVER),
+                self._pump(server_reader, client_writer, traffic, SERVER_TO_CLIENT))
 
     async def _socks_handshake(self, reader: asyncio.StreamReader,
                                writer: asyncio.StreamWriter) -> int:
@@ -118,6 +129,8 @@ class SlowRelay:
                 in_flight.put_nowait((time.monotonic() + self.latency, chunk))
         except OSError:
             pass
+        if direction == CLIENT_TO_SERVER:
+            traffic.closed = time.monotonic()
         in_flight.put_nowait((time.monotonic() + self.latency, b""))
         await delivery
 
