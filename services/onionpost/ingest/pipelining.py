@@ -8,7 +8,7 @@ from typing import Any
 
 # Replies after which the client waits for us (the banner, STARTTLS's 220, DATA's 354) or
 # the connection ends (221, 421): they always go out at once, with anything held before.
-SEND_AT_ONCE = frozenset({"220", "221", "354", "421"})
+SEND_AT_ONCE = frozenset({b"220", b"221", b"354", b"421"})
 
 
 def may_wait(reply: bytes, next_command_waiting: bool) -> bool:
@@ -16,7 +16,7 @@ def may_wait(reply: bytes, next_command_waiting: bool) -> bool:
     of a multi-line reply (EHLO), or the client's next command is already here."""
     if reply[3:4] == b"-":
         return True
-    return next_command_waiting and reply[:3].decode("ascii", "replace") not in SEND_AT_ONCE
+    return next_command_waiting and reply[:3] not in SEND_AT_ONCE
 
 
 class RepliesFirst:
