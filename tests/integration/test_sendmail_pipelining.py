@@ -115,3 +115,35 @@ def test_a_server_without_pipelining_gets_one_command_at_a_time(
     [(recipients, content)] = keeper.messages
     assert recipients == [f"a@{ALICE}", f"b@{ALICE}"]
     assert content.endswith(b"\r\n.starts with a dot\r\nbody\r\n")
+
+
+class PipeliningKeeper(Keeper):
+    """aiosmtpd offering PIPELINING (it reads and answers command by command, in order, so
+    it copes); the first message gets a 451 after its final dot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refusals = ["451 4.3.0 Try again"]
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refusals:
+            return self.refusals.pop()
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_4xx_after_the_pipelined_body_redoes_the_transaction() -> None:
+    keeper, port = PipeliningKeeper(), free_port()
+    controller = Controller(keeper, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with SlowRelay(0.0, {ALICE: port}) as relay:
+            assert send(relay, [f"a@{ALICE}"], send_retry_delays="0.1") == 0
+    finally:
+        controller.stop()
+    assert [traffic.turns() for traffic in relay.connections] == [4, 4]
+    assert [recipients for recipients, _ in keeper.messages] == [[f"a@{ALICE}"]]
