@@ -241,7 +241,7 @@ class IngestSMTP(SMTP):
         if not arg:
             self.discard_pipelined_input()
             # aiosmtpd hands this transport to TLS: the plain one, not our wrapper.
-            self.transport = self.transport.inner  # type: ignore[union-attr]
+            self.transport = getattr(self.transport, "inner", self.transport)
         await super().smtp_STARTTLS(arg)
 
     def discard_pipelined_input(self) -> None:
