@@ -10,6 +10,7 @@ MODULES = [
     "bench.guardian_reaction",
     "bench.tor_latency",
     "bench.sendmail_latency",
+    "bench.round_trips",
     "bench.fetch_speed",
     "bench.compose_stack",
 ]

@@ -132,8 +132,9 @@ class Settings(BaseSettings):
     tor_socks: str = Field("127.0.0.1:9050", description="tor SocksPort for sending")
 
     # --- sending / reading --------------------------------------------------------
-    send_tls: Literal["opportunistic", "off"] = Field(
-        "opportunistic", description="STARTTLS when the receiver offers it")
+    send_starttls: Literal["off", "on"] = Field(
+        "off", description="on: STARTTLS when the receiving onion offers it (off: the onion "
+        "address already authenticates it and Tor encrypts end to end)")
     address_book: Path = Field(
         Path("~/.config/onionpost/contacts"), description="name -> onion address")
     send_retry_delays: RetryDelays = Field(

@@ -132,7 +132,7 @@ def test_alice_writes_to_bob_and_bob_answers(
         assert stored["User-Agent"] is None
         assert stored["Date"].endswith("+0000")
         assert stored["Message-ID"].endswith(f"@{receivers[sender].address}>")
-        assert re.match(rf"by {receivers[recipient].address} \(onionpost\) with ESMTPS id",
+        assert re.match(rf"by {receivers[recipient].address} \(onionpost\) with ESMTP id",
                         stored["Received"])
 
 

@@ -77,10 +77,11 @@ class IngestHandler:
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
                           hostname: str, responses: list[str]) -> list[str]:
         """aiosmtpd advertises AUTH (even with no mechanism) after STARTTLS: we have none.
-        Every reply carries an RFC 3463 code (see replies.py): say so (RFC 2034)."""
+        Every reply carries an RFC 3463 code (see replies.py): say so (RFC 2034). Replies
+        to pipelined commands come in order, in one write (RFC 2920, server.py's push)."""
         session.host_name = hostname
         lines = [line for line in responses if not line[4:].startswith("AUTH")]
-        return [*lines[:-1], "250-ENHANCEDSTATUSCODES", lines[-1]]
+        return [*lines[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", lines[-1]]
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:

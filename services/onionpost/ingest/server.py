@@ -23,7 +23,7 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from onionpost import maildir
 from onionpost.events import PAUSED_KEY, EventPublisher
-from onionpost.ingest import replies, tls
+from onionpost.ingest import pipelining, replies, tls
 from onionpost.ingest.data import DataPhase
 from onionpost.ingest.handler import (
     PAUSED,
@@ -87,6 +87,7 @@ class IngestSMTP(SMTP):
         self.circuit_key = 0
         self.admitted = False
         self.deadline = 0.0  # the session times out when the loop's clock passes this
+        self.held = b""  # replies not yet written: the rest of a pipelined group follows
         self.command_names = dict.fromkeys(self._smtp_methods)
 
     def fresh(self) -> IngestSMTP:
@@ -155,8 +156,30 @@ class IngestSMTP(SMTP):
             self.ledger.close_session(self.circuit_key, now_ms())
         super().connection_lost(error)
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # after STARTTLS: the TLS transport
+        self.transport = pipelining.RepliesFirst(self.transport, self.send_held)
+
     async def push(self, status: Any) -> None:
-        await super().push(replies.enhance(status) if isinstance(status, str) else status)
+        """Replies to pipelined commands wait while the client's next command is already
+        read, and go out together when the reader would block (RFC 2920)."""
+        if isinstance(status, str):
+            status = replies.enhance(status).encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        self.held += status + b"\r\n"
+        if not pipelining.may_wait(status, self.next_command_waiting()):
+            await self.flush_replies()
+
+    def next_command_waiting(self) -> bool:
+        return b"\n" in self._reader._buffer  # type: ignore[attr-defined]
+
+    async def flush_replies(self) -> None:
+        self.send_held()
+        await self._writer.drain()
+
+    def send_held(self) -> None:
+        held, self.held = self.held, b""
+        if held and self.transport is not None and not self.transport.is_closing():
+            self._writer.write(held)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -215,7 +238,17 @@ class IngestSMTP(SMTP):
         if self.tls_context is None:  # aiosmtpd says 454 (temporary); TLS off is permanent
             await self.push(NO_TLS)
             return
+        if not arg:
+            self.discard_pipelined_input()
+            # aiosmtpd hands this transport to TLS: the plain one, not our wrapper.
+            self.transport = getattr(self.transport, "inner", self.transport)
         await super().smtp_STARTTLS(arg)
+
+    def discard_pipelined_input(self) -> None:
+        """Nothing a client sent after STARTTLS, still in plain text, may count as said
+        over TLS (RFC 3207, CVE-2024-34083): aiosmtpd drops it after the handshake, we
+        drop it before the 220 as well, so that the 220 never waits for it."""
+        self._reader._buffer.clear()  # type: ignore[attr-defined]
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         """Move the deadline; the timer moves only when it must fire earlier. aiosmtpd
@@ -241,6 +274,7 @@ class IngestSMTP(SMTP):
     def tell(self, reply: str) -> None:
         """A last word, unless the transport is already closing (a TLS one may be half
         gone: writing to it would raise)."""
+        self.send_held()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(reply.encode() + b"\r\n")
 

@@ -18,6 +18,7 @@ from typing import Literal
 
 from python_socks import ProxyConnectionError, ProxyError
 
+from onionpost.sender import pipelining
 from onionpost.sender.routing import Plan, Route
 
 log = logging.getLogger("onionpost.sender")
@@ -43,7 +44,7 @@ class Result:
 @dataclass(frozen=True)
 class Options:
     ehlo_name: str
-    tls: bool = True
+    tls: bool = False  # STARTTLS when offered (ONIONPOST_SEND_STARTTLS=on)
     timeout: float = 60.0
     retry_delays: tuple[float, ...] = (10.0, 40.0)
     sleep: Callable[[float], None] = time.sleep
@@ -109,7 +110,10 @@ def tls_context() -> ssl.SSLContext:
 @dataclass
 class DomainDelivery:
     """One domain's transaction, retried as a whole on temporary failures. `results` holds
-    outcomes only: recipients accepted at RCPT wait in `accepted` until DATA is answered."""
+    outcomes only: recipients accepted at RCPT wait in `accepted` until DATA is answered.
+    With PIPELINING the server has already said 354 when prepare() ends (`awaiting_body`):
+    commit sends the body, abort closes the connection before the final dot, so nothing is
+    stored (RFC 5321 4.1.1.4: no complete transaction without it)."""
 
     route: Route
     sender: str
@@ -118,6 +122,7 @@ class DomainDelivery:
     options: Options
     results: dict[str, Result] = field(default_factory=dict)
     accepted: list[str] = field(default_factory=list)
+    awaiting_body: bool = False
     _smtp: OnionSMTP | None = None
     _delays: Iterator[float] = field(default_factory=lambda: iter(()))
 
@@ -184,13 +189,31 @@ class DomainDelivery:
         smtp = self._open(recipients)
         if smtp is None:
             return
-        code, text = smtp.mail(self.sender, self._mail_options(smtp))
+        options = self._mail_options(smtp)
+        if pipelining.offered(smtp):
+            self._address_pipelined(smtp, recipients, options)
+            return
+        code, text = smtp.mail(self.sender, options)
         if self._refused("mail", code, text, recipients):
             return
+        self._take_rcpt_replies(recipients, [smtp.rcpt(recipient) for recipient in recipients])
+
+    def _address_pipelined(self, smtp: OnionSMTP, recipients: list[str],
+                           options: list[str]) -> None:
+        """MAIL, RCPTs and DATA in one write (one round trip instead of one per command)."""
+        replies = pipelining.send_envelope(smtp, self.sender, recipients, options)
+        self.awaiting_body = replies.data[0] == 354
+        if self._refused("mail", *replies.mail, recipients):
+            return
+        self._take_rcpt_replies(recipients, replies.rcpts)
+        if self.accepted and self._refused("data", *replies.data, self.accepted):
+            self.accepted = []
+
+    def _take_rcpt_replies(self, recipients: list[str],
+                           replies: list[tuple[int, bytes]]) -> None:
         self.accepted = []
         temporary = None
-        for recipient in recipients:
-            code, text = smtp.rcpt(recipient)
+        for recipient, (code, text) in zip(recipients, replies, strict=True):
             if code < 300:
                 self.accepted.append(recipient)
                 self.results.pop(recipient, None)
@@ -203,10 +226,14 @@ class DomainDelivery:
 
     def _send_data(self) -> None:
         assert self._smtp is not None
-        try:
-            code, text = self._smtp.data(self.message)
-        except smtplib.SMTPDataError as error:
-            code, text = error.smtp_code, error.smtp_error
+        if self.awaiting_body:
+            code, text = pipelining.send_body(self._smtp, self.message)
+            self._close()  # QUIT went with the final dot
+        else:
+            try:
+                code, text = self._smtp.data(self.message)
+            except smtplib.SMTPDataError as error:
+                code, text = error.smtp_code, error.smtp_error
         if not self._refused("data", code, text, self.accepted):
             for recipient in self.accepted:
                 self.results[recipient] = Result(recipient, "sent", _text(code, text))
@@ -245,12 +272,14 @@ class DomainDelivery:
         return options
 
     def _close(self) -> None:
+        self.awaiting_body = False
         if self._smtp is not None:
             self._smtp.close()
             self._smtp = None
 
     def _quit(self) -> None:
-        if self._smtp is None:
+        if self._smtp is None or self.awaiting_body:  # in DATA, QUIT would be body text
+            self._close()
             return
         with contextlib.suppress(OSError, smtplib.SMTPException):
             self._smtp.quit()

@@ -134,7 +134,7 @@ def ehlo_name(own: str | None, sender: str) -> str:
 
 def delivery_options(settings: Settings, own: str | None, sender: str,
                      sleep: Callable[[float], None] = time.sleep) -> Options:
-    return Options(ehlo_name=ehlo_name(own, sender), tls=settings.send_tls != "off",
+    return Options(ehlo_name=ehlo_name(own, sender), tls=settings.send_starttls == "on",
                    timeout=settings.send_timeout, retry_delays=settings.send_retry_delays,
                    sleep=sleep)
 
