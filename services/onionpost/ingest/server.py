@@ -362,6 +362,12 @@ def peers_share_one_circuit(settings: Settings) -> bool:
         return host.lower() != "localhost"
 
 
+def warn_if_shared(settings: Settings) -> None:
+    if peers_share_one_circuit(settings):
+        log.warning("event=proxy_protocol_off detail=\"every peer shares one circuit's"
+                    " limits: set ONIONPOST_PROXY_PROTOCOL=true behind tor\"")
+
+
 def prepare(settings: Settings) -> tuple[str, ssl.SSLContext | None]:
     """Start-up work done once, before any worker: domain, Maildir, crash leftovers, TLS."""
     domain = settings.onion_domain()
@@ -389,9 +395,7 @@ def run(settings: Settings) -> int:
     sock = listening_socket(settings.ingest_listen, reuse_port=False)
     log.info("event=start workers=%d tls=%s proxy=%s", settings.ingest_workers,
              settings.tls, settings.proxy_protocol)
-    if peers_share_one_circuit(settings):
-        log.warning("event=proxy_protocol_off detail=\"every peer shares one circuit's"
-                    " limits: set ONIONPOST_PROXY_PROTOCOL=true behind tor\"")
+    warn_if_shared(settings)
     # What start-up made lives as long as the process: keep the collector from walking it
     # again and again (and forked workers from copying its pages by touching them).
     gc.freeze()
