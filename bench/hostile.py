@@ -58,7 +58,7 @@ class Circuits:
 def ingest(base: Path, **settings: object) -> Iterator[IngestProcess]:
     redis = RedisServer(base / "redis").start()
     env = {"ONIONPOST_REDIS_URL": redis.url, "ONIONPOST_TLS": "off",
-           "ONIONPOST_PROXY_PROTOCOL": "true", "ONIONPOST_LOG_LEVEL": "WARNING",
+           "ONIONPOST_PROXY_PROTOCOL": "true", "ONIONPOST_LOG_LEVEL": "INFO",
            **{f"ONIONPOST_{key.upper()}": str(value) for key, value in settings.items()}}
     server = IngestProcess(base / "mail" / "inbox", DOMAIN, env).start()
     try:
