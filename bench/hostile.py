@@ -77,7 +77,8 @@ def rss_mb(server: IngestProcess) -> float:
 
 class HonestSender(threading.Thread):
     """NOOP round trips on its own circuit every PROBE_SECONDS (a new session when ingest
-    ends one: NOOPs are junk); at the end, one message."""
+    ends one: NOOPs are junk; its greeting and EHLO are then the round trip timed); at the
+    end, one message."""
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
@@ -92,24 +93,42 @@ class HonestSender(threading.Thread):
         client.command(b"EHLO honest.example")
         return client
 
-    def run(self) -> None:
-        client = self.session()
-        while not self.stop.wait(PROBE_SECONDS):
-            start = time.monotonic()
-            reply = client.command(b"NOOP")
-            if reply is None or reply.code != 250:
-                client.close()
+    def probe(self, client: RawSMTP | None) -> RawSMTP | None:
+        """One NOOP round trip, or a new session (greeting and EHLO) when there is none:
+        either way, how long an honest sender waited."""
+        start = time.monotonic()
+        try:
+            if client is None:
                 client = self.session()
-                continue
-            self.latencies.append(time.monotonic() - start)
-        client.close()
+            else:
+                reply = client.command(b"NOOP")
+                if reply is None or reply.code != 250:
+                    client.close()
+                    client = None
+        except OSError:  # a stall past the client's timeout: counted as it was
+            client = None
+        self.latencies.append(time.monotonic() - start)
+        return client
+
+    def run(self) -> None:
+        client = self.probe(None)
+        while not self.stop.wait(PROBE_SECONDS):
+            client = self.probe(client)
+        if client is not None:
+            client.close()
+        try:
+            self.delivered = self.deliver()
+        except OSError:
+            self.delivered = False
+
+    def deliver(self) -> bool:
         with self.session() as client:
             for line in (b"MAIL FROM:<honest@example.org>", f"RCPT TO:<{RCPT}>".encode(),
                          b"DATA"):
                 client.command(line)
             client.send(b"Subject: honest\r\n\r\nhello\r\n.\r\n")
             reply = client.reply()
-            self.delivered = reply is not None and reply.code == 250
+            return reply is not None and reply.code == 250
 
     @contextmanager
     def beside(self) -> Iterator[HonestSender]:
@@ -134,10 +153,13 @@ def attack_junk_lines() -> list[Row]:
         before = rss_mb(server)
         circuits = Circuits(0x1000)
         with HonestSender(server.port).beside() as honest:
-            sessions, sent, client = 1, 0, None
+            sessions, sent, client = 0, 0, None
             while sent < 1000:
+                if client is not None and sent % 200 == 0:  # 5 sessions x 200 lines...
+                    client.close()
+                    client = None
                 if client is None:
-                    client = circuits.connect(server.port)
+                    client, sessions = circuits.connect(server.port), sessions + 1
                     client.greeting()
                     client.command(b"EHLO junk")
                 junk = f"X{sent:06d}".encode() * 8_500  # ~60 KB, each one unique
@@ -145,9 +167,9 @@ def attack_junk_lines() -> list[Row]:
                     reply = client.command(junk)
                 except OSError:
                     reply = None
-                if reply is None or reply.code == 421:
+                if reply is None or reply.code == 421:  # ...or as many as ingest allows
                     client.close()
-                    client, sessions = None, sessions + 1
+                    client = None
                     continue
                 sent += 1
             client.close()  # type: ignore[union-attr]
@@ -249,9 +271,15 @@ def attacks() -> list[Callable[[], list[Row]]]:
 
 def table(rows: list[Row]) -> str:
     lines = ["| attack | metric | value | goal | met |", "|---|---|---|---|---|"]
-    lines += [f"| {attack} | {metric} | {value} | {goal} | {'yes' if met else 'NO'} |"
+    lines += [f"| {attack} | {metric} | {value} | {goal} | {verdict(goal, met)} |"
               for attack, metric, value, goal, met in rows]
     return "\n".join(lines)
+
+
+def verdict(goal: str, met: bool) -> str:
+    if not goal:  # a figure shown for context
+        return ""
+    return "yes" if met else "NO"
 
 
 def main() -> None:
