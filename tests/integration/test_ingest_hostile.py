@@ -112,6 +112,16 @@ def test_longest_accepted_sender_keeps_return_path_within_998_octets(
     assert sender.encode() in trace
 
 
+def test_sender_path_over_256_octets_is_refused(ingest: IngestProcess) -> None:
+    """RFC 5321 4.5.3.1.3; the line (320 octets) is within its own limit."""
+    with RawSMTP(ingest.port) as client:
+        client.greeting()
+        client.command(b"EHLO client")
+        reply = client.command(f"MAIL FROM:<{'s' * 64}@{'d' * 230}.example>")
+        assert reply is not None and (reply.code, reply.enhanced) == (501, "5.5.4"), reply
+        assert client.command(b"MAIL FROM:<ok@example.org>").code == 250  # type: ignore[union-attr]
+
+
 def expect_closed_with(client: RawSMTP, code: int, enhanced: str) -> None:
     reply = client.reply()
     assert reply is not None and (reply.code, reply.enhanced) == (code, enhanced), reply
