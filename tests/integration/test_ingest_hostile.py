@@ -3,11 +3,14 @@ refused by length before any parsing, junk commands and session lifetime capped.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.conftest import RCPT, split_trace
+from tests.support.net import wait_for
 from tests.support.servers import IngestProcess
 from tests.support.smtp import RawSMTP, Reply, session_until_data
 
@@ -193,3 +196,28 @@ def test_lifetime_does_not_cut_a_message_in_flight(
         expect_closed_with(client, 421, "4.4.2")
     [stored] = ingest.messages()
     assert stored.read_bytes().endswith(b"first half\r\nsecond half\r\n")
+
+
+def greeting(port: int) -> int | None:
+    with RawSMTP(port) as client:
+        reply = client.greeting()
+        return reply.code if reply else None
+
+
+def test_a_peer_that_reads_nothing_loses_its_slot(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    """Replies it never reads fill the socket buffers: closing waited for them to leave, for
+    good, and the session kept its slot. It is dropped a grace period after closing."""
+    ingest = start_ingest(tls="off", max_sessions=1, command_timeout=5,
+                          junk_command_limit=1_000_000)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", ingest.port))
+    sock.settimeout(5)
+    with sock:
+        with contextlib.suppress(OSError):  # sending stops once ingest stops reading
+            for _ in range(200):
+                sock.sendall(b"HELP\r\n" * 1000)
+        assert greeting(ingest.port) == 421  # the one slot is taken
+        wait_for(lambda: greeting(ingest.port) == 220, timeout=60,
+                 what="the slot of a session that reads nothing to be free again")
