@@ -7,6 +7,7 @@ import sys
 
 MODULES = [
     "bench.ingest_throughput",
+    "bench.hostile",
     "bench.guardian_reaction",
     "bench.tor_latency",
     "bench.sendmail_latency",

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     command_timeout: float = Field(60.0, gt=0, description="seconds idle between commands")
     data_timeout: float = Field(
         600.0, gt=0, description="seconds for the whole DATA phase (10 MB at 17 KB/s)")
+    junk_command_limit: int = Field(
+        20, ge=1, description="commands per session that send no mail; more: 421 and close")
+    session_lifetime: float | None = Field(
+        None, gt=0, description="seconds a session may last; empty: data_timeout + 300")
     max_messages: int = Field(100, ge=1, description="mailbox quota: messages in new/+cur/")
     max_bytes: ByteSize = Field(300_000_000, description="mailbox quota: bytes in new/+cur/")
     quota_rescan_interval: float = Field(
@@ -164,6 +168,10 @@ class Settings(BaseSettings):
     @staticmethod
     def hostport(value: str) -> tuple[str, int]:
         return _split_hostport(value)
+
+    def lifetime(self) -> float:
+        """Seconds an SMTP session may last: a whole DATA phase fits, with 5 minutes to spare."""
+        return self.session_lifetime or self.data_timeout + 300
 
     def onion_domain(self) -> str:
         """Our domain: ONIONPOST_DOMAIN, else the first word of tor's hostname file."""

@@ -22,7 +22,8 @@ MESSAGE = b"Subject: ok\r\n\r\nfine\r\n"
 @pytest.fixture
 def tolerant(start_ingest: Callable[..., IngestProcess]) -> IngestProcess:
     """Limits out of the way, so that only the input under test decides the answers."""
-    return start_ingest(circuit_max_sessions=50, circuit_messages_per_minute=10_000)
+    return start_ingest(circuit_max_sessions=50, circuit_messages_per_minute=10_000,
+                        junk_command_limit=10_000)
 
 
 def still_serving(ingest: IngestProcess) -> bool:

@@ -134,6 +134,8 @@ def test_over_long_command_line_is_refused_and_session_goes_on(ingest: IngestPro
         client.greeting()
         client.command("EHLO client.example")
         reply = client.command(b"MAIL FROM:<" + b"a" * 5000 + b"@example.org>")
+        assert (reply.code, reply.enhanced) == (501, "5.5.4")  # RFC 5321 4.5.3.1.9
+        reply = client.command(b"HELP " + b"h" * 5000)
         assert (reply.code, reply.enhanced) == (500, "5.5.2")
         reply = client.command(b"NOOP " + b"n" * 100_000)
         assert (reply.code, reply.enhanced) == (500, "5.5.2")

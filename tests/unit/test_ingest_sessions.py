@@ -59,6 +59,31 @@ def test_copies_have_their_own_streams_and_commands(tmp_path: Path) -> None:
     assert first._smtp_methods.get("XYZZY") is None
 
 
+MUTABLE = (dict, list, set, bytearray, collections.deque)
+
+
+def test_sessions_use_no_mutable_class_attribute(tmp_path: Path) -> None:
+    """A mutable class attribute is one object for every session: aiosmtpd's
+    command_size_limits was, and grew with every junk command name and every EHLO."""
+    _, [first] = sessions(tmp_path, 1)
+    for klass in type(first).__mro__:
+        for name, value in vars(klass).items():
+            if isinstance(value, MUTABLE) and not name.startswith("__"):
+                assert name in vars(first), f"{klass.__name__}.{name} is shared by sessions"
+
+
+def test_command_limits_are_per_session_and_do_not_grow(tmp_path: Path) -> None:
+    _, (first, second) = sessions(tmp_path, 2)
+    class_level = dict(SMTP.command_size_limits)
+    for number in range(100):  # what aiosmtpd's loop and smtp_EHLO do with them
+        assert first.command_size_limits[f"JUNK{number}"] == 512
+        first.command_size_limits["MAIL"] += 26
+        first.command_size_limits["MAIL"] += 10
+    assert first.command_size_limits is not second.command_size_limits
+    assert dict(first.command_size_limits) == dict(second.command_size_limits) == {"MAIL": 548}
+    assert dict(SMTP.command_size_limits) == class_level
+
+
 ATOM = st.text("abcXYZ019_+=-.!#$%&'*/?^`{|}~\"()<>[]:;@\\, \t", min_size=1, max_size=12)
 PLAIN_LOOKING = st.builds(
     lambda local, domain, gap, params: f"<{local}@{domain}>{gap}{params}",

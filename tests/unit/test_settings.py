@@ -61,3 +61,9 @@ def test_domain_from_the_tor_hostname_file(tmp_path: Path) -> None:
     assert Settings(onion_hostname_file=hostname).onion_domain() == "abcdef.onion"
     with pytest.raises(ConfigError, match="ONIONPOST_DOMAIN is empty"):
         Settings(onion_hostname_file=tmp_path / "missing").onion_domain()
+
+
+def test_session_lifetime_defaults_to_the_data_timeout_and_five_minutes() -> None:
+    assert Settings().lifetime() == 600 + 300
+    assert Settings(data_timeout=60).lifetime() == 360
+    assert Settings(data_timeout=60, session_lifetime=30).lifetime() == 30

@@ -17,6 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from onionpost import maildir
 from onionpost.events import EventPublisher
+from onionpost.ingest.junk import MAIL_TOO_LONG, PATH_LIMIT
 from onionpost.ingest.ledger import Ledger
 
 log = logging.getLogger("onionpost.ingest")
@@ -88,6 +89,8 @@ class IngestHandler:
         if self.pause.paused:
             asyncio.get_running_loop().call_soon(server.transport.close)  # type: ignore[union-attr]
             return PAUSED
+        if len(f"<{address}>".encode("utf-8", "surrogateescape")) > PATH_LIMIT:
+            return MAIL_TOO_LONG  # and our Return-Path line stays far below 998 octets
         refusal = self.ledger.take_message(server.circuit_key, now_ms())  # type: ignore[attr-defined]
         if refusal:
             return refusal

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
+import ipaddress
 import logging
 import multiprocessing
 import os
@@ -25,6 +26,7 @@ from onionpost import maildir
 from onionpost.events import PAUSED_KEY, EventPublisher
 from onionpost.ingest import pipelining, replies, tls
 from onionpost.ingest.data import DataPhase
+from onionpost.ingest.guard import CommandReader, SessionGuard
 from onionpost.ingest.handler import (
     PAUSED,
     SHUTTING_DOWN,
@@ -32,6 +34,7 @@ from onionpost.ingest.handler import (
     PauseState,
     now_ms,
 )
+from onionpost.ingest.junk import CommandLimits
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
 from onionpost.settings import Settings
 from onionpost.worker import die_with_parent
@@ -65,7 +68,9 @@ class Commands:
         self._names = names
 
     def get(self, name: str, default: Any = None) -> Any:
-        return getattr(self._session, f"smtp_{name}") if name in self._names else default
+        if name not in self._names:
+            return default
+        return self._session.guard.dispatch(name, getattr(self._session, f"smtp_{name}"))
 
     def items(self) -> list[tuple[str, Any]]:
         return [(name, getattr(self._session, f"smtp_{name}")) for name in self._names]
@@ -77,8 +82,12 @@ class IngestSMTP(SMTP):
 
     def __init__(self, handler: IngestHandler, *, ledger: Ledger, pause: PauseState,
                  salt: bytes, data_timeout: float, sessions: set[IngestSMTP],
-                 **kwargs: Any) -> None:
+                 junk_limit: int, lifetime: float, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        self.junk_limit = junk_limit
+        self.lifetime = lifetime
+        self.command_size_limits = CommandLimits()  # the template's own: never shared
+        self.guard = SessionGuard(self, junk_limit, lifetime)
         self.ledger = ledger
         self.pause = pause
         self.salt = salt
@@ -98,10 +107,17 @@ class IngestSMTP(SMTP):
         mutable is shared)."""
         clone = copy.copy(self)
         asyncio.StreamReaderProtocol.__init__(
-            clone, asyncio.StreamReader(loop=self.loop, limit=STREAM_LIMIT),
+            clone, CommandReader(loop=self.loop, limit=STREAM_LIMIT),
             client_connected_cb=clone._cb_client_connected, loop=self.loop)
         clone._smtp_methods = Commands(clone, self.command_names)
+        clone.guard_session()
         return clone
+
+    def guard_session(self) -> None:
+        """This session's own line limits, junk count and lifetime (see guard.py)."""
+        self.command_size_limits = CommandLimits()
+        self.guard = SessionGuard(self, self.junk_limit, self.lifetime)
+        self._stream_reader.guard = self.guard  # type: ignore[union-attr]
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's parser (the email package's, ~70 microseconds per MAIL and per RCPT)
@@ -133,6 +149,7 @@ class IngestSMTP(SMTP):
         refusal = self.ledger.open_session(key, now_ms())
         if refusal is None:
             self.circuit_key, self.admitted = key, True
+            self.guard.start()
         return refusal
 
     async def _handle_client(self) -> None:
@@ -151,6 +168,7 @@ class IngestSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.sessions.discard(self)
+        self.guard.stop()
         if self.admitted:
             self.admitted = False
             self.ledger.close_session(self.circuit_key, now_ms())
@@ -269,7 +287,7 @@ class IngestSMTP(SMTP):
 
     def _timeout_cb(self) -> None:
         self.tell(TIMED_OUT)
-        super()._timeout_cb()
+        self.guard.hang_up()
 
     def tell(self, reply: str) -> None:
         """A last word, unless the transport is already closing (a TLS one may be half
@@ -300,6 +318,7 @@ class Ingest:
         return IngestSMTP(
             self.handler, ledger=self.ledger, pause=self.pause, salt=self.salt,
             data_timeout=settings.data_timeout, sessions=self.sessions,
+            junk_limit=settings.junk_command_limit, lifetime=settings.lifetime(),
             hostname=self.domain, ident="ESMTP", data_size_limit=settings.max_message_size,
             enable_SMTPUTF8=True, tls_context=self.tls_context, require_starttls=False,
             auth_exclude_mechanism=["LOGIN", "PLAIN"],  # no AUTH: anyone may write to us
@@ -353,7 +372,9 @@ class Ingest:
 def listening_socket(listen: str, reuse_port: bool) -> socket.socket:
     host, port = Settings.hostport(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # With the protocol named, accepted sockets carry it and asyncio turns Nagle off for
+    # them (it checks sock.proto): else every multi-line reply waits for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -361,6 +382,24 @@ def listening_socket(listen: str, reuse_port: bool) -> socket.socket:
     sock.listen(1024)
     sock.setblocking(False)
     return sock
+
+
+def peers_share_one_circuit(settings: Settings) -> bool:
+    """Without tor's PROXY header every connection counts as one circuit: harmless for a
+    loopback listener (tests, one local tor), not for one that others can reach."""
+    if settings.proxy_protocol:
+        return False
+    host, _ = Settings.hostport(settings.ingest_listen)
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: "localhost", or a container's name in the stack
+        return host.lower() != "localhost"
+
+
+def warn_if_shared(settings: Settings) -> None:
+    if peers_share_one_circuit(settings):
+        log.warning("event=proxy_protocol_off detail=\"every peer shares one circuit's"
+                    " limits: set ONIONPOST_PROXY_PROTOCOL=true behind tor\"")
 
 
 def prepare(settings: Settings) -> tuple[str, ssl.SSLContext | None]:
@@ -390,6 +429,7 @@ def run(settings: Settings) -> int:
     sock = listening_socket(settings.ingest_listen, reuse_port=False)
     log.info("event=start workers=%d tls=%s proxy=%s", settings.ingest_workers,
              settings.tls, settings.proxy_protocol)
+    warn_if_shared(settings)
     # What start-up made lives as long as the process: keep the collector from walking it
     # again and again (and forked workers from copying its pages by touching them).
     gc.freeze()
