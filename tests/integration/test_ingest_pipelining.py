@@ -153,8 +153,8 @@ def test_a_client_that_pipelines_and_never_reads_is_held_to_a_bounded_buffer(
             while sent < 64 * 1024 * 1024:
                 client.sock.sendall(chunk)
                 sent += len(chunk)
-        except TimeoutError:
-            pass  # the server stopped reading: the backpressure under test
+        except (TimeoutError, ConnectionResetError, BrokenPipeError):
+            pass  # the server stopped reading (backpressure), or dropped us for not reading
         grown = resident_kib(tolerant.process.pid) - before
     assert sent < 64 * 1024 * 1024, "the server read everything without us reading a reply"
     assert grown < 32 * 1024, f"ingest grew by {grown} KiB"

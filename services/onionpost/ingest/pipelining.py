@@ -9,6 +9,9 @@ from typing import Any
 # Replies after which the client waits for us (the banner, STARTTLS's 220, DATA's 354) or
 # the connection ends (221, 421): they always go out at once, with anything held before.
 SEND_AT_ONCE = frozenset({b"220", b"221", b"354", b"421"})
+# Held replies past this size are written (and drained) at once: a client that pipelines
+# without reading meets backpressure instead of growing our memory.
+HOLD_LIMIT = 16 * 1024
 
 
 def may_wait(reply: bytes, next_command_waiting: bool) -> bool:

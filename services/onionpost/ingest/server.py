@@ -96,7 +96,7 @@ class IngestSMTP(SMTP):
         self.circuit_key = 0
         self.admitted = False
         self.deadline = 0.0  # the session times out when the loop's clock passes this
-        self.held = b""  # replies not yet written: the rest of a pipelined group follows
+        self.held = bytearray()  # replies not yet written: the rest of a pipelined group follows
         self.command_names = dict.fromkeys(self._smtp_methods)
 
     def fresh(self) -> IngestSMTP:
@@ -110,6 +110,7 @@ class IngestSMTP(SMTP):
             clone, CommandReader(loop=self.loop, limit=STREAM_LIMIT),
             client_connected_cb=clone._cb_client_connected, loop=self.loop)
         clone._smtp_methods = Commands(clone, self.command_names)
+        clone.held = bytearray()
         clone.guard_session()
         return clone
 
@@ -183,8 +184,10 @@ class IngestSMTP(SMTP):
         read, and go out together when the reader would block (RFC 2920)."""
         if isinstance(status, str):
             status = replies.enhance(status).encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
-        self.held += status + b"\r\n"
-        if not pipelining.may_wait(status, self.next_command_waiting()):
+        self.held += status
+        self.held += b"\r\n"
+        if (len(self.held) >= pipelining.HOLD_LIMIT
+                or not pipelining.may_wait(status, self.next_command_waiting())):
             await self.flush_replies()
 
     def next_command_waiting(self) -> bool:
@@ -195,7 +198,7 @@ class IngestSMTP(SMTP):
         await self._writer.drain()
 
     def send_held(self) -> None:
-        held, self.held = self.held, b""
+        held, self.held = bytes(self.held), bytearray()
         if held and self.transport is not None and not self.transport.is_closing():
             self._writer.write(held)
 
