@@ -1,0 +1,126 @@
+"""The README's first commands, read from README.md, on a bare Debian 12 (bare_debian.py).
+
+Each runs in its own fresh container of that image, on a fresh `git clone` of this repository
+(the committed tree, as a newcomer gets it), with no stdin:
+- `./run up` as root without sudo: installs make, python3-venv, the venv, docker.io and
+  Compose v2. An unprivileged container cannot run a Docker engine, so it must end on the one
+  line saying dockerd did not start (starting the stack itself is what test_stack.py covers).
+- `./run test` as root, CI=true, with PYTEST_ARGS="--collect-only -q": everything `make test`
+  installs, lint, and the collection of every test; it stops where the tests would start.
+- `./run laptop` as a user with sudo: tor, pipx, then onionpost and onionpost-sendmail.
+- one line, no traceback, no make error: not Debian, not root and no sudo, no network.
+apt's and pip's downloads are cached under /var/tmp (same packages, fetched once).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from onionpost.stack import DockerEngine, run
+from tests.support.bare_debian import CACHE, CONTAINER_ENV, bare_image, missing_from_bare
+from tests.support.readme import README, first_commands
+
+pytestmark = pytest.mark.compose
+
+ROOT = README.parent
+INSTALL_TIMEOUT = 1200
+APT_CACHE = CACHE / "apt-archives"
+PIP_CACHE = CACHE / "pip"
+SUDO_USER_SETUP = ("apt-get update -qq && apt-get install -y -qq sudo >/dev/null"
+                   " && useradd -m owner && echo 'owner ALL=(ALL) NOPASSWD: ALL'"
+                   " > /etc/sudoers.d/owner")
+
+
+@pytest.fixture(scope="module")
+def image(docker_engine: DockerEngine) -> str:
+    return bare_image()
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    target = tmp_path / "onionpost"
+    run(["git", "clone", "--quiet", str(ROOT), str(target)], timeout=120)
+    target.chmod(0o755)
+    return target
+
+
+def in_container(image: str, clone: Path, script: str, *args: str,
+                 timeout: float = INSTALL_TIMEOUT) -> tuple[int, str]:
+    """Run a bash script in a fresh container, the clone at /src; (exit code, all output)."""
+    (APT_CACHE / "partial").mkdir(parents=True, exist_ok=True)
+    PIP_CACHE.mkdir(parents=True, exist_ok=True)
+    env = [f"--env={name}={value}" for name, value in CONTAINER_ENV.items()]
+    command = ["docker", "run", "--rm", *env, *args, "-v", f"{clone}:/src",
+               "-v", f"{APT_CACHE}:/var/cache/apt/archives", "-v", f"{PIP_CACHE}:/root/.cache/pip",
+               image, "bash", "-c", script]
+    done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return done.returncode, done.stdout
+
+
+def assert_clean(output: str) -> None:
+    assert "Traceback" not in output, output
+    assert "make: ***" not in output and "command not found" not in output, output
+
+
+def test_the_bare_image_lacks_what_the_commands_must_install(image: str) -> None:
+    assert set(missing_from_bare(image)) == {"make", "sudo", "pipx", "tor", "docker",
+                                             "python3-venv"}
+
+
+def test_the_start_command_installs_everything_up_to_the_engine(image: str, clone: Path) -> None:
+    status, output = in_container(image, clone, f"cd /src && {first_commands()['up']}")
+    assert_clean(output)
+    assert "onionpost: installing with apt: make python3-venv" in output, output
+    assert "onionpost: installed docker.io: Docker version" in output, output
+    assert "onionpost: linked Docker Compose version v2." in output, output
+    assert status != 0
+    assert output.strip().splitlines()[-1].startswith(
+        "onionpost: the Docker engine did not start"), output
+
+
+def test_the_test_command_installs_everything_up_to_the_tests(image: str, clone: Path) -> None:
+    status, output = in_container(image, clone, f"cd /src && {first_commands()['test']}",
+                                  "--env=CI=true", "--env=PYTEST_ARGS=--collect-only -q")
+    assert_clean(output)
+    assert status == 0, output
+    assert "onionpost: installing with apt: make python3-venv" in output, output
+    assert "All checks passed!" in output, output  # make test's lint step ran
+    assert re.search(r"^\d{3,} tests collected", output, re.MULTILINE), output
+
+
+def test_the_laptop_command_installs_tor_and_the_commands(image: str, clone: Path) -> None:
+    as_owner = (f"cp -r /src /home/owner/onionpost && chown -R owner /home/owner/onionpost"
+                f" && cd /home/owner/onionpost && runuser -u owner -- env HOME=/home/owner"
+                f" bash -c '{first_commands()['laptop']}'"
+                " && tor --version | head -n1"
+                " && runuser -u owner -- /home/owner/.local/bin/onionpost-sendmail --help"
+                " && runuser -u owner -- /home/owner/.local/bin/onionpost fetch --help")
+    status, output = in_container(image, clone, f"{SUDO_USER_SETUP} && {as_owner}")
+    assert_clean(output)
+    assert status == 0, output
+    assert "onionpost: installing with apt: tor pipx" in output, output
+    assert "onionpost: installed: tor" in output and "/home/owner/.local/bin" in output, output
+    assert "Tor version 0.4" in output, output
+    assert "usage: onionpost-sendmail" in output and "usage: onionpost fetch" in output, output
+
+
+@pytest.mark.parametrize(("setup", "docker_args", "says"), [
+    ("printf 'ID=fedora\\nPRETTY_NAME=\"Fedora Linux 40\"\\n' > /etc/os-release && ",
+     [], "on Debian or Ubuntu only (this is Fedora Linux 40)"),
+    ("useradd -m guest && runuser -u guest -- ", [],
+     "needs root: run ./run as root, or install sudo"),
+    ("", ["--network=none"], "cannot reach the package mirrors"),
+], ids=["not-debian", "no-sudo", "no-network"])
+def test_a_step_that_cannot_work_says_why_in_one_line(image: str, clone: Path, setup: str,
+                                                      docker_args: list[str], says: str) -> None:
+    for command in (first_commands()["up"], first_commands()["laptop"]):
+        status, output = in_container(image, clone, f"cd /src && {setup}{command}", *docker_args,
+                                      timeout=120)
+        assert status != 0
+        assert len(output.strip().splitlines()) == 1, output
+        assert output.startswith("onionpost: ") and says in output, output
