@@ -47,6 +47,13 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def daemon_failure(log: str) -> str:
+    """dockerd's own reason for exiting, from its log (its last lines are often noise)."""
+    reasons = [line for line in log.splitlines()
+               if "failed to start daemon" in line or "level=fatal" in line]
+    return last_line(reasons[-1] if reasons else log)
+
+
 def engine_running() -> bool:
     return shutil.which("docker") is not None and run(
         ["docker", "info"], timeout=30, check=False).returncode == 0
@@ -64,10 +71,12 @@ class DockerEngine:
         self.daemon: subprocess.Popen[bytes] | None = None
 
     def ensure(self) -> DockerEngine:
-        if not engine_running():
+        running = engine_running()
+        if not running:
             self.install()
-            self.start()
         self.link_compose()
+        if not running:
+            self.start()
         return self
 
     def install(self) -> None:
@@ -76,7 +85,7 @@ class DockerEngine:
         say("installing Docker (apt-get install docker.io)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         for step in (["apt-get", "update", "-qq"],
-                     ["apt-get", "install", "-y", "-qq", "docker.io"]):
+                     ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"]):
             done = run(step, timeout=900, check=False, env=env)
             if done.returncode != 0:
                 raise StackError(f"could not install docker.io ({' '.join(step[:2])}: "
@@ -105,7 +114,7 @@ class DockerEngine:
         deadline = time.monotonic() + ENGINE_START_SECONDS
         while not engine_running():
             if self.daemon is not None and self.daemon.poll() is not None:
-                reason = last_line(log.read_text(errors="replace")) if log else ""
+                reason = daemon_failure(log.read_text(errors="replace")) if log else ""
                 self.daemon = None
                 raise StackError(f"the Docker engine did not start (dockerd exited: {reason}); "
                                  f"full log: {log}")

@@ -1,12 +1,13 @@
 """The README's first commands, read from README.md, on a bare Debian 12 (bare_debian.py).
 
-Each runs in its own fresh container of that image, on a fresh `git clone` of this repository
+They run in fresh containers of that image, on a fresh `git clone` of this repository
 (the committed tree, as a newcomer gets it), with no stdin:
 - `./run up` as root without sudo: installs make, python3-venv, the venv, docker.io and
   Compose v2. An unprivileged container cannot run a Docker engine, so it must end on the one
   line saying dockerd did not start (starting the stack itself is what test_stack.py covers).
-- `./run test` as root, CI=true, with PYTEST_ARGS="--collect-only -q": everything `make test`
-  installs, lint, and the collection of every test; it stops where the tests would start.
+- then, in the same container, `./run test` as root, CI=true, with
+  PYTEST_ARGS="--collect-only -q": the test packages `make test` installs, lint, and the
+  collection of every test; it stops where the tests would start.
 - `./run laptop` as a user with sudo: tor, pipx, then onionpost and onionpost-sendmail.
 - one line, no traceback, no make error: not Debian, not root and no sudo, no network.
 apt's and pip's downloads are cached under /var/tmp (same packages, fetched once).
@@ -15,6 +16,7 @@ apt's and pip's downloads are cached under /var/tmp (same packages, fetched once
 from __future__ import annotations
 
 import re
+import secrets
 import subprocess
 from pathlib import Path
 
@@ -48,18 +50,44 @@ def clone(tmp_path: Path) -> Path:
     return target
 
 
-def in_container(image: str, clone: Path, script: str, *args: str,
-                 timeout: float = INSTALL_TIMEOUT) -> tuple[int, str]:
-    """Run a bash script in a fresh container, the clone at /src; (exit code, all output)."""
+def docker_args(clone: Path) -> list[str]:
     (APT_CACHE / "partial").mkdir(parents=True, exist_ok=True)
     PIP_CACHE.mkdir(parents=True, exist_ok=True)
     env = [f"--env={name}={value}" for name, value in CONTAINER_ENV.items()]
-    command = ["docker", "run", "--rm", *env, *args, "-v", f"{clone}:/src",
-               "-v", f"{APT_CACHE}:/var/cache/apt/archives", "-v", f"{PIP_CACHE}:/root/.cache/pip",
-               image, "bash", "-c", script]
+    return [*env, "-v", f"{clone}:/src", "-v", f"{APT_CACHE}:/var/cache/apt/archives",
+            "-v", f"{PIP_CACHE}:/root/.cache/pip"]
+
+
+def output_of(command: list[str], timeout: float) -> tuple[int, str]:
     done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
     return done.returncode, done.stdout
+
+
+def in_container(image: str, clone: Path, script: str, *args: str,
+                 timeout: float = INSTALL_TIMEOUT) -> tuple[int, str]:
+    """Run a bash script in a fresh container, the clone at /src; (exit code, all output)."""
+    return output_of(["docker", "run", "--rm", *docker_args(clone), *args, image,
+                      "bash", "-c", script], timeout)
+
+
+class Container:
+    """One fresh container of the image kept running, for several commands in a row."""
+
+    def __init__(self, image: str, clone: Path) -> None:
+        self.name = f"onionpost-fresh-{secrets.token_hex(4)}"
+        run(["docker", "run", "-d", "--rm", "--name", self.name, *docker_args(clone), image,
+             "sleep", "infinity"], timeout=120)
+
+    def exec(self, script: str, *args: str) -> tuple[int, str]:
+        return output_of(["docker", "exec", *args, self.name, "bash", "-c", script],
+                         INSTALL_TIMEOUT)
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        run(["docker", "rm", "-f", self.name], timeout=120, check=False)
 
 
 def assert_clean(output: str) -> None:
@@ -72,25 +100,25 @@ def test_the_bare_image_lacks_what_the_commands_must_install(image: str) -> None
                                              "python3-venv"}
 
 
-def test_the_start_command_installs_everything_up_to_the_engine(image: str, clone: Path) -> None:
-    status, output = in_container(image, clone, f"cd /src && {first_commands()['up']}")
-    assert_clean(output)
-    assert "onionpost: installing with apt: make python3-venv" in output, output
-    assert "onionpost: installed docker.io: Docker version" in output, output
-    assert "onionpost: linked Docker Compose version v2." in output, output
-    assert status != 0
-    assert output.strip().splitlines()[-1].startswith(
-        "onionpost: the Docker engine did not start"), output
+def test_the_start_then_the_test_command_install_what_they_need(image: str, clone: Path) -> None:
+    """One VPS: `./run up` from bare, then `./run test` there (the venv is theirs in common)."""
+    with Container(image, clone) as vps:
+        status, output = vps.exec(f"cd /src && {first_commands()['up']}")
+        assert_clean(output)
+        assert "onionpost: installing with apt: make python3-venv" in output, output
+        assert "onionpost: installed docker.io: Docker version" in output, output
+        assert "onionpost: linked Docker Compose version v2." in output, output
+        assert status != 0
+        assert output.strip().splitlines()[-1].startswith(
+            "onionpost: the Docker engine did not start (dockerd exited: "), output
 
-
-def test_the_test_command_installs_everything_up_to_the_tests(image: str, clone: Path) -> None:
-    status, output = in_container(image, clone, f"cd /src && {first_commands()['test']}",
+        status, output = vps.exec(f"cd /src && {first_commands()['test']}",
                                   "--env=CI=true", "--env=PYTEST_ARGS=--collect-only -q")
-    assert_clean(output)
-    assert status == 0, output
-    assert "onionpost: installing with apt: make python3-venv" in output, output
-    assert "All checks passed!" in output, output  # make test's lint step ran
-    assert re.search(r"^\d{3,} tests collected", output, re.MULTILINE), output
+        assert_clean(output)
+        assert status == 0, output
+        assert "installing: " in output, output  # system-deps.sh: the test packages
+        assert "All checks passed!" in output, output  # make test's lint step ran
+        assert re.search(r"^\d{3,} tests collected", output, re.MULTILINE), output
 
 
 def test_the_laptop_command_installs_tor_and_the_commands(image: str, clone: Path) -> None:
