@@ -107,7 +107,7 @@ def test_the_start_then_the_test_command_install_what_they_need(image: str, clon
         assert_clean(output)
         assert "onionpost: installing with apt: make python3-venv" in output, output
         assert "onionpost: installed docker.io: Docker version" in output, output
-        assert "onionpost: linked Docker Compose version v2." in output, output
+        assert "onionpost: linked Docker Compose version v" in output, output
         assert status != 0
         assert output.strip().splitlines()[-1].startswith(
             "onionpost: the Docker engine did not start (dockerd exited: "), output
