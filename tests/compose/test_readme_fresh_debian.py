@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import secrets
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,20 +43,47 @@ def image(docker_engine: DockerEngine) -> str:
     return bare_image()
 
 
-@pytest.fixture
-def clone(tmp_path: Path) -> Path:
-    target = tmp_path / "onionpost"
+def fresh_clone(directory: Path) -> Path:
+    target = directory / "onionpost"
     run(["git", "clone", "--quiet", str(ROOT), str(target)], timeout=120)
     target.chmod(0o755)
     return target
 
 
-def docker_args(clone: Path) -> list[str]:
-    (APT_CACHE / "partial").mkdir(parents=True, exist_ok=True)
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    return fresh_clone(tmp_path)
+
+
+def docker_args(clone: Path, apt_cache: Path = APT_CACHE) -> list[str]:
+    """The clone at /src; apt's and pip's downloads cached (apt locks its cache: one each)."""
+    (apt_cache / "partial").mkdir(parents=True, exist_ok=True)
     PIP_CACHE.mkdir(parents=True, exist_ok=True)
     env = [f"--env={name}={value}" for name, value in CONTAINER_ENV.items()]
-    return [*env, "-v", f"{clone}:/src", "-v", f"{APT_CACHE}:/var/cache/apt/archives",
+    return [*env, "-v", f"{clone}:/src", "-v", f"{apt_cache}:/var/cache/apt/archives",
             "-v", f"{PIP_CACHE}:/root/.cache/pip"]
+
+
+@pytest.fixture(scope="module")
+def laptop_install(image: str, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[subprocess.Popen[str]]:
+    """`./run laptop` as a user with sudo, in its own container, started early so that it
+    installs while the VPS test does; the laptop test reads what it printed."""
+    name = f"onionpost-laptop-{secrets.token_hex(4)}"
+    as_owner = ("cp -r /src /home/owner/onionpost && chown -R owner /home/owner/onionpost"
+                " && cd /home/owner/onionpost && runuser -u owner -- env HOME=/home/owner"
+                f" bash -c '{first_commands()['laptop']}'"
+                " && tor --version | head -n1"
+                " && runuser -u owner -- /home/owner/.local/bin/onionpost-sendmail --help"
+                " && runuser -u owner -- /home/owner/.local/bin/onionpost fetch --help")
+    clone = fresh_clone(tmp_path_factory.mktemp("laptop"))
+    job = subprocess.Popen(
+        ["docker", "run", "--rm", "--name", name, *docker_args(clone, CACHE / "apt-laptop"),
+         image, "bash", "-c", f"{SUDO_USER_SETUP} && {as_owner}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield job
+    run(["docker", "rm", "-f", name], timeout=120, check=False)
+    job.communicate(timeout=120)
 
 
 def output_of(command: list[str], timeout: float) -> tuple[int, str]:
@@ -100,7 +128,8 @@ def test_the_bare_image_lacks_what_the_commands_must_install(image: str) -> None
                                              "python3-venv"}
 
 
-def test_the_start_then_the_test_command_install_what_they_need(image: str, clone: Path) -> None:
+def test_the_start_then_the_test_command_install_what_they_need(
+        image: str, clone: Path, laptop_install: subprocess.Popen[str]) -> None:
     """One VPS: `./run up` from bare, then `./run test` there (the venv is theirs in common)."""
     with Container(image, clone) as vps:
         status, output = vps.exec(f"cd /src && {first_commands()['up']}")
@@ -121,16 +150,11 @@ def test_the_start_then_the_test_command_install_what_they_need(image: str, clon
         assert re.search(r"^\d{3,} tests collected", output, re.MULTILINE), output
 
 
-def test_the_laptop_command_installs_tor_and_the_commands(image: str, clone: Path) -> None:
-    as_owner = (f"cp -r /src /home/owner/onionpost && chown -R owner /home/owner/onionpost"
-                f" && cd /home/owner/onionpost && runuser -u owner -- env HOME=/home/owner"
-                f" bash -c '{first_commands()['laptop']}'"
-                " && tor --version | head -n1"
-                " && runuser -u owner -- /home/owner/.local/bin/onionpost-sendmail --help"
-                " && runuser -u owner -- /home/owner/.local/bin/onionpost fetch --help")
-    status, output = in_container(image, clone, f"{SUDO_USER_SETUP} && {as_owner}")
+def test_the_laptop_command_installs_tor_and_the_commands(
+        laptop_install: subprocess.Popen[str]) -> None:
+    output, _ = laptop_install.communicate(timeout=INSTALL_TIMEOUT)
     assert_clean(output)
-    assert status == 0, output
+    assert laptop_install.returncode == 0, output
     assert "onionpost: installing with apt: tor pipx" in output, output
     assert "onionpost: installed: tor" in output and "/home/owner/.local/bin" in output, output
     assert "Tor version 0.4" in output, output
