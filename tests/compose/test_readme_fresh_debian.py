@@ -83,7 +83,9 @@ def laptop_install(image: str, tmp_path_factory: pytest.TempPathFactory
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield job
     run(["docker", "rm", "-f", name], timeout=120, check=False)
-    job.communicate(timeout=120)
+    if job.poll() is None:  # its output was never read: the docker client may be blocked
+        job.kill()
+    job.wait(timeout=120)
 
 
 def output_of(command: list[str], timeout: float) -> tuple[int, str]:
