@@ -84,12 +84,17 @@ class DockerEngine:
             return
         say("installing Docker (apt-get install docker.io)")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for step in (["apt-get", "update", "-qq"],
-                     ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"]):
-            done = run(step, timeout=900, check=False, env=env)
-            if done.returncode != 0:
-                raise StackError(f"could not install docker.io ({' '.join(step[:2])}: "
-                                 f"{last_line(done.stderr + done.stdout)})")
+        # update tolerates a broken third-party source; a failed install says why.
+        update = run(["apt-get", "update", "-qq"], timeout=900, check=False, env=env)
+        done = run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"],
+                   timeout=900, check=False, env=env)
+        if done.returncode != 0:
+            unreachable = [line for line in (update.stdout + update.stderr).splitlines()
+                           if line.startswith("Err:") or "Failed to fetch" in line]
+            if unreachable:
+                raise StackError("cannot reach the package mirrors to install docker.io "
+                                 f"(apt-get update: {unreachable[0]})")
+            raise StackError(f"could not install docker.io ({last_line(done.stderr)})")
         version = run(["docker", "--version"], check=False).stdout.strip()
         say(f"installed docker.io: {version or 'docker'}")
 
