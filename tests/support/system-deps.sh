@@ -26,7 +26,17 @@ if ((${#missing[@]})); then
   # postfix asks questions at install time: a local-only answer keeps it quiet.
   echo "postfix postfix/main_mailer_type select Local only" | $SUDO debconf-set-selections
   echo "postfix postfix/mailname string localhost" | $SUDO debconf-set-selections
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  update_log=$(mktemp) log=$(mktemp)
+  $SUDO apt-get update -qq >"$update_log" 2>&1 || true
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1 || {
+    if grep -qE '^Err:|Failed to fetch' "$update_log"; then
+      echo "onionpost: cannot reach the package mirrors (apt-get update:" \
+        "$(grep -m1 -E '^Err:|Failed to fetch' "$update_log"))" >&2
+    else
+      echo "onionpost: apt-get install ${missing[*]} failed: $(grep -m1 '^E:' "$log" || tail -n1 "$log")" >&2
+    fi
+    exit 1
+  }
+  rm -f "$log" "$update_log"
 fi
 exit 0
