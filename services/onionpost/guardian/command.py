@@ -29,7 +29,6 @@ def main(argv: list[str], settings: Settings) -> int:
                     "recounts the Maildir after every stored message and every "
                     "ONIONPOST_SWEEP_INTERVAL seconds, pauses ingest past a limit, resumes "
                     "it under the resume marks and warns of floods.").parse_args(argv)
-    maildir.ensure(settings.maildir)
     jobs.install(jobs.Guardian(settings, events.connect(settings.redis_url)))
     log.info("event=start sweep_interval=%d resume_percent=%d", settings.sweep_interval,
              settings.resume_percent)
