@@ -41,7 +41,7 @@ clean:
 
 # The stack in containers (README, "Deploy on a VPS"): compose.yaml, configured by .env.
 COMPOSE ?= docker compose
-.PHONY: up down address status
+.PHONY: up down address status secrets
 # Installs Docker and Compose v2 when missing; offline, builds stand-in base images.
 up: install
 	$(PY) -m tests.compose.up
@@ -49,6 +49,9 @@ down:
 	$(COMPOSE) down
 address:
 	@$(COMPOSE) run --rm --no-deps cli address
+# The generated passwords: rq-dashboard's login and Redis's.
+secrets:
+	@$(COMPOSE) run --rm --no-deps cli secrets
 status:
 	$(COMPOSE) ps
 	@$(COMPOSE) run --rm --no-deps cli status

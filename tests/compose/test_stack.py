@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from onionpost.onion import is_valid
-from tests.compose.stack import Stack, run, wait_until
+from tests.compose.stack import DockerEngine, Stack, run, wait_until
 
 pytestmark = pytest.mark.compose
 
@@ -228,6 +228,21 @@ except redis.AuthenticationError as error:
 print("with:", "PONG" if events.connect(settings.load_settings().redis_url).ping() else "?")
 """
 
+# Runs in a container: exit 0 if Redis answers a PING at argv[1]:6379 (with NOAUTH: we have
+# no password here). A TCP connection alone proves nothing: this machine's egress proxy
+# accepts connections to any address.
+REDIS_PROBE = r"""
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], 6379), timeout=3) as sock:
+        sock.sendall(b"PING\r\n")
+        reply = sock.recv(100)
+except OSError as error:
+    reply = repr(error).encode()
+print(reply)
+sys.exit(0 if reply.startswith(b"-NOAUTH") else 1)
+"""
+
 # Runs in a container: AUTHENTICATE to tor's control port with the cookie at argv[1], if this
 # container can read one there; prints tor's reply, exit 0 only if tor accepted.
 CONTROL = r"""
@@ -264,7 +279,7 @@ for _ in range(120):
     if all(job.get_status(refresh=True) in ("failed", "finished") for job in jobs):
         break
     time.sleep(0.5)
-print(" ".join(f"{job.id}={job.get_status(refresh=True)}" for job in jobs))
+print(" ".join(f"{job.id}={job.get_status(refresh=True).value}" for job in jobs))
 """
 
 # Runs in a container on the redis network: one JSON job on a queue nobody works; its id.
@@ -281,13 +296,12 @@ def address_on(stack: Stack, service: str, network: str) -> str:
                ["IPAddress"])
 
 
-def connects_from(stack: Stack, service: str, host: str, port: int) -> bool:
-    """A TCP connection from inside the service's container (its network namespace), made
-    by a Python image: tor's own image has no client to try with."""
+def redis_answers(stack: Stack, service: str, host: str) -> bool:
+    """Whether Redis answers at host:6379 from inside the service's container (its network
+    namespace), asked by a Python image: tor's own image has no client to try with."""
     [container] = containers_of(stack, service)
     result = run(["docker", "run", "--rm", "--network", f"container:{container['Id']}",
-                  "python:3.11-slim-bookworm", "python", "-c", CONNECT,
-                  host, str(port)], check=False)
+                  "python:3.11-slim-bookworm", "python", "-c", REDIS_PROBE, host], check=False)
     return result.returncode == 0
 
 
@@ -318,10 +332,10 @@ def test_redis_refuses_a_client_without_the_secret(stack: Stack) -> None:
 
 def test_only_our_services_share_a_network_with_redis(stack: Stack) -> None:
     redis_address = address_on(stack, "redis", "redis")
-    assert connects_from(stack, "guardian", redis_address, 6379)  # the control
+    assert redis_answers(stack, "guardian", redis_address)  # the control
     # tor and ntfy have ways out (in this test ntfy's egress is a real one): not to Redis.
-    assert not connects_from(stack, "tor", redis_address, 6379)
-    assert not connects_from(stack, "ntfy", redis_address, 6379)
+    assert not redis_answers(stack, "tor", redis_address)
+    assert not redis_answers(stack, "ntfy", redis_address)
 
 
 def test_ingest_cannot_authenticate_to_tors_control_port(stack: Stack) -> None:
@@ -358,3 +372,21 @@ def test_dashboard_asks_for_the_generated_password_and_lists_json_jobs(stack: St
     with urllib.request.urlopen(request, timeout=10) as response:
         listed = json.load(response)
     assert [job["id"] for job in listed["jobs"]] == [job_id]
+
+
+def test_ntfy_credentials_reach_the_notifier_only_and_mail_only_who_needs_it(
+        docker_engine: DockerEngine) -> None:
+    """compose.yaml as compose reads it, with a token set as .env would set it."""
+    token = f"tk_{secrets.token_hex(6)}"
+    config = json.loads(Stack(ONIONPOST_NTFY_TOKEN=token).compose(
+        "--profile", "tools", "config", "--format", "json").stdout)
+    services = config["services"]
+    holders = {name for name, service in services.items()
+               if token in json.dumps(service.get("environment") or {})}
+    assert holders == {"notifier"}
+    mail = {name: bool(volume.get("read_only")) for name, service in services.items()
+            for volume in service.get("volumes") or [] if volume.get("source") == "mail"}
+    assert mail == {"ingest": False, "cli": False, "guardian": True}
+    cookie = {name for name, service in services.items()
+              for volume in service.get("volumes") or [] if volume.get("source") == "tor-control"}
+    assert cookie == {"tor", "cli"}
