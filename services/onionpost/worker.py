@@ -66,6 +66,27 @@ def shown(text: object, limit: int = 80) -> str:
     return _UNSAFE.sub("?", str(text))[:limit]
 
 
+class DataJob(Job):
+    """An rq Job whose callbacks and webhooks are never used. Ours have none, and rq would
+    import and call a callback named in Redis even for a job it does not run (when it
+    cleans up a job left in its started registry): a name in Redis is not code to run."""
+
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
+
+    def send_webhooks(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class ServiceWorker(SimpleWorker):
     """rq's SimpleWorker: each job runs in this process instead of a fork, so what a job
     needs per process (one httpx client, one Redis pool) lives as long as the worker, and
@@ -87,7 +108,6 @@ class ServiceWorker(SimpleWorker):
         function = "?" if reason == "not_json" else shown(job.func_name)
         log.warning("event=job_refused queue=%s job=%s reason=%s function=%s",
                     shown(queue.name), shown(job.id), reason, function)
-        job.webhooks = []  # rq would call them on failure
         self.handle_job_failure(job, queue, started_job_registry=queue.started_job_registry,
                                 exc_string=f"refused by onionpost: {reason}",
                                 execution=execution)
@@ -150,7 +170,8 @@ def _work(queue: str, redis_url: str, role: str, allowed: frozenset[str]) -> int
             current = ServiceWorker([queue], connection=redis.Redis.from_url(redis_url),
                                     name=f"{role}-{uuid.uuid4().hex[:8]}",
                                     worker_ttl=WORKER_TTL, log_job_description=False,
-                                    serializer=SERIALIZER, queue_class=JSONQueue)
+                                    serializer=SERIALIZER, queue_class=JSONQueue,
+                                    job_class=DataJob)
             current.allowed = allowed
             log.info("event=worker_start role=%s queue=%s", role, queue)
             current.work(logging_level=logging.getLogger("rq.worker").level)
