@@ -228,8 +228,8 @@ except redis.AuthenticationError as error:
 print("with:", "PONG" if events.connect(settings.load_settings().redis_url).ping() else "?")
 """
 
-# Runs in a container: exit 0 if Redis answers a PING at argv[1]:6379 (with NOAUTH: we have
-# no password here). A TCP connection alone proves nothing: this machine's egress proxy
+# Runs in a container: exit 0 if Redis answers a PING at argv[1]:6379 (PONG, or NOAUTH when
+# it wants a password). A TCP connection alone proves nothing: this machine's egress proxy
 # accepts connections to any address.
 REDIS_PROBE = r"""
 import socket, sys
@@ -240,15 +240,17 @@ try:
 except OSError as error:
     reply = repr(error).encode()
 print(reply)
-sys.exit(0 if reply.startswith(b"-NOAUTH") else 1)
+sys.exit(0 if reply.startswith((b"+PONG", b"-NOAUTH")) else 1)
 """
 
 # Runs in a container: AUTHENTICATE to tor's control port with the cookie at argv[1], if this
 # container can read one there; prints tor's reply, exit 0 only if tor accepted.
 CONTROL = r"""
 import pathlib, socket, sys
-cookie = pathlib.Path(sys.argv[1])
-secret = cookie.read_bytes().hex() if cookie.is_file() else ""
+try:
+    secret = pathlib.Path(sys.argv[1]).read_bytes().hex()
+except OSError:
+    secret = ""
 with socket.create_connection(("tor", 9051), timeout=5) as sock:
     sock.sendall(f"AUTHENTICATE {secret}\r\n".encode())
     reply = sock.recv(200).decode().strip()
