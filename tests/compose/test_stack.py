@@ -2,7 +2,8 @@
 (tests/compose/override.yaml: the ntfy test double in place of ntfy, small mailbox limits).
 
 The tests share one stack (module scope) and run in file order: mail, then scale, flood,
-restart; each asserts on state it created itself."""
+restart, then the lockdown (Redis's password and network, tor's control cookie, jobs that
+must not run, rq-dashboard's login); each asserts on state it created itself."""
 
 from __future__ import annotations
 
