@@ -42,7 +42,7 @@ clean:
 
 # The stack in containers (README, "Deploy on a VPS"): compose.yaml, configured by .env.
 COMPOSE ?= docker compose
-.PHONY: up up-offline down address status
+.PHONY: up up-offline down address status secrets
 # Installs Docker and Compose v2 when missing, then `docker compose up -d --build --wait`.
 up: install
 	@$(PY) -m onionpost.stack up
@@ -53,6 +53,9 @@ down:
 	$(COMPOSE) down
 address:
 	@$(COMPOSE) run --rm --no-deps cli address
+# The generated passwords: rq-dashboard's login and Redis's.
+secrets:
+	@$(COMPOSE) run --rm --no-deps cli secrets
 status:
 	$(COMPOSE) ps
 	@$(COMPOSE) run --rm --no-deps cli status

@@ -39,6 +39,8 @@ publish_hostname() {
     fi
 }
 
+# Older stacks kept the control cookie beside the host name, where ingest could read it.
+rm -f /run/onionpost-tor/control_auth_cookie
 render >"$TORRC"
 tor --defaults-torrc /dev/null -f "$TORRC" &
 tor_pid=$!

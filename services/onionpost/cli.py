@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("onionpost.guardian.command:resume", "accept mail again"),
     "status": ("onionpost.status:main", "tor, ingest, mailbox and queues at a glance"),
     "address": ("onionpost.tor:address_main", "print our onion address"),
+    "secrets": ("onionpost.stack_secrets:main", "the stack's generated passwords"),
+    "dashboard": ("onionpost.dashboard:main", "rq-dashboard behind a password (compose)"),
     "sendmail": ("onionpost.sender.sendmail:main", "send a message (sendmail-compatible)"),
     "send-queue": ("onionpost.sender.queue_command:main", "deliver queued outgoing mail (cron)"),
     "contacts": ("onionpost.sender.contacts:main", "the address book: add, list, remove"),

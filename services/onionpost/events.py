@@ -1,4 +1,5 @@
-"""Redis names shared by the services, and the publisher that hands ingest events to rq."""
+"""Redis names shared by the services, our rq queues (jobs stored as JSON), and the publisher
+that hands ingest events to rq."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import redis
 from rq import Queue
+from rq.serializers import JSONSerializer
 
 # Redis keys and rq queues (DESIGN.md: keys start with onionpost:).
 PAUSED_KEY = "onionpost:paused"  # hash {reason, since}; absent = accepting mail
@@ -19,6 +21,23 @@ BATCH_SECONDS = 0.02  # events wait at most this long before they are enqueued t
 BATCH_EVENTS = 500  # most events in one job
 
 log = logging.getLogger("onionpost.events")
+
+# rq's default serializer is pickle: loading a job would run whatever code it carries. Every
+# producer and worker of ours stores and reads jobs as JSON: a job is data, never code.
+SERIALIZER = JSONSerializer
+
+
+class JSONQueue(Queue):
+    """An rq Queue whose jobs are always stored as JSON, whoever creates it (rq's own
+    CronJob creates plain Queues: rq.cron.Queue is set to this class where we use it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["serializer"] = SERIALIZER
+        super().__init__(*args, **kwargs)
+
+
+def queue(name: str, connection: redis.Redis) -> Queue:
+    return JSONQueue(name, connection=connection)
 
 
 def connect(url: str, timeout: float = 2.0) -> redis.Redis:
@@ -79,7 +98,7 @@ class EventPublisher:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        events_queue = Queue(EVENTS_QUEUE, connection=connect(self._url))
+        events_queue = queue(EVENTS_QUEUE, connect(self._url))
         while True:
             stopping = self._stopping.wait(BATCH_SECONDS)
             while self._pending:

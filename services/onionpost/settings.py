@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6,
           "G": 10**9, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+REDIS_PASSWORD_FILE = "redis-password"  # in secrets_dir
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
@@ -108,6 +110,9 @@ class Settings(BaseSettings):
 
     # --- redis / queues ---------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for state + queues")
+    secrets_dir: Path | None = Field(
+        None, description="generated secrets (compose: the secrets volume); its "
+                          "redis-password is used with redis_url; empty: none")
 
     # --- guardian ---------------------------------------------------------------
     resume_percent: int = Field(
@@ -160,6 +165,18 @@ class Settings(BaseSettings):
         _split_hostport(value)
         return value
 
+    @model_validator(mode="after")
+    def _redis_password_from_secrets(self) -> Settings:
+        if self.secrets_dir is not None:
+            path = self.secrets_dir / REDIS_PASSWORD_FILE
+            try:
+                password = path.read_text().strip()
+            except OSError as error:
+                raise ValueError(f"{path} is unreadable: {error.strerror} (the stack's "
+                                 "`secrets` service creates it on first start)") from None
+            self.redis_url = with_password(self.redis_url, password)
+        return self
+
     @field_validator("domain")
     @classmethod
     def _normalise_domain(cls, value: str) -> str:
@@ -186,6 +203,13 @@ class Settings(BaseSettings):
         return text.split()[0].lower() if text else ""
 
 
+def with_password(url: str, password: str) -> str:
+    """A Redis URL with this password (and no user name: Redis's `default` user)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{host}"))
+
+
 class ConfigError(Exception):
     """A configuration problem, said in one line."""
 
@@ -196,6 +220,8 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         first = error.errors()[0]
-        name = "ONIONPOST_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
         message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # the one check of the whole model; its input is every setting
+            raise ConfigError(f"ONIONPOST_SECRETS_DIR: {message}") from None
+        name = "ONIONPOST_" + str(first["loc"][0]).upper()
         raise ConfigError(f"{name}: {message} (got {first.get('input')!r})") from None

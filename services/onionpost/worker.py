@@ -1,5 +1,6 @@
-"""Running our rq workers (guardian, notifier): jobs in-process, rq's scheduler beside them,
-rq's log lines made one-line and address-free, and surviving Redis outages."""
+"""Running our rq workers (guardian, notifier): jobs in-process and only our own (JSON data
+naming one of our functions), rq's scheduler beside them, rq's log lines made one-line and
+address-free, and surviving Redis outages."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ from typing import Any, Generic, TypeVar
 
 import redis
 from rq import SimpleWorker
-from rq.exceptions import StopRequested
+from rq.exceptions import DeserializationError, StopRequested
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
 from rq.scheduler import RQScheduler
+
+from onionpost.events import SERIALIZER, JSONQueue
 
 log = logging.getLogger("onionpost.worker")
 Service = TypeVar("Service")
@@ -30,20 +36,82 @@ SCHEDULER_INTERVAL = 1  # seconds between rq's looks at scheduled jobs (retries,
 RQ_LOGGERS = ("rq.worker", "rq.job", "rq.scheduler", "rq.cron", "rq.queue", "httpx",
               "httpcore")
 _ADDRESS = re.compile(r"\b[\w.-]+:\d{2,5}\b")
+_UNSAFE = re.compile(r"[^\w.:-]")
 PR_SET_PDEATHSIG = 1
+
+
+def job_names(*functions: Callable[..., Any]) -> frozenset[str]:
+    """The names rq stores for these functions: a worker's allow-list."""
+    return frozenset(f"{function.__module__}.{function.__qualname__}" for function in functions)
+
+
+def refusal(job: Job, allowed: frozenset[str]) -> str | None:
+    """Why a worker must not run this job, or None. Anyone who can write to Redis can queue
+    a job, and rq imports and calls whatever a job names: we run only our functions, on
+    JSON data, with none of rq's extras that import or call something else."""
+    try:
+        name, instance = job.func_name, job.instance
+    except DeserializationError:
+        return "not_json"
+    if instance is not None or name not in allowed:
+        return "not_ours"
+    if (job._success_callback_name or job._failure_callback_name
+            or job._stopped_callback_name or job.webhooks):
+        return "callbacks"
+    return None
+
+
+def shown(text: object, limit: int = 80) -> str:
+    """Untrusted text in a log line: no spaces or control characters, bounded."""
+    return _UNSAFE.sub("?", str(text))[:limit]
+
+
+class DataJob(Job):
+    """An rq Job whose callbacks and webhooks are never used. Ours have none, and rq would
+    import and call a callback named in Redis even for a job it does not run (when it
+    cleans up a job left in its started registry): a name in Redis is not code to run."""
+
+    @property
+    def success_callback(self) -> None:
+        return None
+
+    @property
+    def failure_callback(self) -> None:
+        return None
+
+    @property
+    def stopped_callback(self) -> None:
+        return None
+
+    def send_webhooks(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 class ServiceWorker(SimpleWorker):
     """rq's SimpleWorker: each job runs in this process instead of a fork, so what a job
     needs per process (one httpx client, one Redis pool) lives as long as the worker, and
-    a short job costs no fork. Our jobs are short and never block for long."""
+    a short job costs no fork. Our jobs are short and never block for long. A job that
+    is not one of `allowed` fails without running, with one log line."""
 
     max_connection_wait_time = 5.0  # rq waits up to 60 s between reconnects by default
     stopping = False
+    allowed: frozenset[str] = frozenset()
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stopping = True
         super().request_stop(signum, frame)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        reason = refusal(job, self.allowed)
+        if reason is None:
+            return super().perform_job(job, queue, execution)
+        function = "?" if reason == "not_json" else shown(job.func_name)
+        log.warning("event=job_refused queue=%s job=%s reason=%s function=%s",
+                    shown(queue.name), shown(job.id), reason, function)
+        self.handle_job_failure(job, queue, started_job_registry=queue.started_job_registry,
+                                exc_string=f"refused by onionpost: {reason}",
+                                execution=execution)
+        return False
 
 
 class OneLine(logging.Filter):
@@ -67,18 +135,18 @@ def quiet_rq(level: str) -> None:
             logger.addFilter(OneLine())
 
 
-def run(queue: str, redis_url: str, role: str, log_level: str,
+def run(queue: str, redis_url: str, role: str, log_level: str, allowed: frozenset[str],
         helpers: dict[str, Callable[[], None]] | None = None) -> int:
-    """Work on `queue` until SIGTERM/SIGINT, with rq's scheduler (Retry intervals, jobs
-    enqueued for later) and any `helpers` (name -> rq loop) in child processes. A worker
-    that lost Redis in the middle of a job quits (rq's choice); we start a fresh one
-    instead of dying with it."""
+    """Work on `queue` until SIGTERM/SIGINT, running only the `allowed` jobs, with rq's
+    scheduler (Retry intervals, jobs enqueued for later) and any `helpers` (name -> rq
+    loop) in child processes. A worker that lost Redis in the middle of a job quits (rq's
+    choice); we start a fresh one instead of dying with it."""
     quiet_rq(log_level)
     stop_on_signals()
     loops = {f"{role}-scheduler": lambda: _schedule(queue, redis_url, role), **(helpers or {})}
     children = [start_child(name, loop) for name, loop in loops.items()]
     try:
-        return _work(queue, redis_url, role)
+        return _work(queue, redis_url, role, allowed)
     except StopRequested:
         return 0
     finally:
@@ -95,13 +163,16 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGINT, stop)
 
 
-def _work(queue: str, redis_url: str, role: str) -> int:
+def _work(queue: str, redis_url: str, role: str, allowed: frozenset[str]) -> int:
     while True:
         current: ServiceWorker | None = None
         try:
             current = ServiceWorker([queue], connection=redis.Redis.from_url(redis_url),
                                     name=f"{role}-{uuid.uuid4().hex[:8]}",
-                                    worker_ttl=WORKER_TTL, log_job_description=False)
+                                    worker_ttl=WORKER_TTL, log_job_description=False,
+                                    serializer=SERIALIZER, queue_class=JSONQueue,
+                                    job_class=DataJob)
+            current.allowed = allowed
             log.info("event=worker_start role=%s queue=%s", role, queue)
             current.work(logging_level=logging.getLogger("rq.worker").level)
         except StopRequested:
@@ -118,7 +189,7 @@ def _work(queue: str, redis_url: str, role: str) -> int:
 def _schedule(queue: str, redis_url: str, role: str) -> None:
     """rq's scheduler for `queue` (one of all running schedulers holds the queue's lock)."""
     RQScheduler([queue], connection=redis.Redis.from_url(redis_url), interval=SCHEDULER_INTERVAL,
-                name=f"{role}-{uuid.uuid4().hex[:8]}",
+                name=f"{role}-{uuid.uuid4().hex[:8]}", serializer=SERIALIZER,
                 logging_level=logging.getLogger("rq.scheduler").level).work()
 
 

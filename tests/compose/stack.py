@@ -55,7 +55,24 @@ class Stack:
         self.compose("build", "--quiet")
 
     def up(self, *args: str) -> None:
-        self.compose("up", "-d", "--wait", *args)
+        try:
+            self.compose("up", "-d", "--wait", *args)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}\n{self.unhealthy()}") from None
+
+    def unhealthy(self) -> str:
+        """The last healthcheck outputs and log lines of every unhealthy container."""
+        report = []
+        for container in self.containers():
+            health = container["State"].get("Health") or {}
+            if health.get("Status") == "unhealthy":
+                name = container["Name"].lstrip("/")
+                probes = [f"  exit {p['ExitCode']}: {p['Output'].strip()[-300:]}"
+                          for p in health.get("Log", [])]
+                logs = run(["docker", "logs", "--tail", "20", name], check=False)
+                report += [f"{name} unhealthy:", *probes, "  logs:",
+                           (logs.stdout + logs.stderr)[-2000:]]
+        return "\n".join(report)
 
     def down(self, *args: str) -> None:
         self.compose("down", "--timeout", "10", *args)

@@ -2,21 +2,24 @@
 (tests/compose/override.yaml: the ntfy test double in place of ntfy, small mailbox limits).
 
 The tests share one stack (module scope) and run in file order: mail, then scale, flood,
-restart; each asserts on state it created itself."""
+restart, then the lockdown (Redis's password and network, tor's control cookie, jobs that
+must not run, rq-dashboard's login); each asserts on state it created itself."""
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import socket
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
 
 from onionpost.onion import is_valid
-from tests.compose.stack import Stack, wait_until
+from tests.compose.stack import DockerEngine, Stack, run, wait_until
 
 pytestmark = pytest.mark.compose
 
@@ -175,15 +178,17 @@ def test_flood_pauses_ingest_and_alerts_once_with_three_notifiers(stack: Stack) 
     assert alerts[0]["priority"] == 5
 
 
-def test_down_then_up_keeps_mail_and_address(stack: Stack) -> None:
+def test_down_then_up_keeps_mail_address_and_passwords(stack: Stack) -> None:
     address = onion_address(stack)
     mail = stored(stack, "")
+    passwords = generated_secrets(stack)
     assert mail
     stack.down()
     assert stack.compose("ps", "-a", "-q").stdout.split() == []
     stack.up()
     assert onion_address(stack) == address
     assert stored(stack, "") == mail
+    assert generated_secrets(stack) == passwords
     wait_tor_points_at_ingest(stack, "tor to point at the new ingest container")
 
 
@@ -210,3 +215,181 @@ def test_ingest_cannot_connect_outside_its_network(stack: Stack) -> None:
         port = str(listener.getsockname()[1])
         assert stack.python("ntfy", CONNECT, gateway, port, check=False).returncode == 0
         assert stack.python("ingest", CONNECT, gateway, port, check=False).returncode == 1
+
+
+# Runs in a container with our settings: Redis without the password, then with it.
+REDIS_AUTH = r"""
+import redis
+from onionpost import events, settings
+try:
+    redis.Redis(host="redis", port=6379, socket_timeout=3).ping()
+    print("without: PONG")
+except redis.AuthenticationError as error:
+    print("without: refused", type(error).__name__)
+print("with:", "PONG" if events.connect(settings.load_settings().redis_url).ping() else "?")
+"""
+
+# Runs in a container: exit 0 if Redis answers a PING at argv[1]:6379 (PONG, or NOAUTH when
+# it wants a password). A TCP connection alone proves nothing: this machine's egress proxy
+# accepts connections to any address.
+REDIS_PROBE = r"""
+import socket, sys
+try:
+    with socket.create_connection((sys.argv[1], 6379), timeout=3) as sock:
+        sock.sendall(b"PING\r\n")
+        reply = sock.recv(100)
+except OSError as error:
+    reply = repr(error).encode()
+print(reply)
+sys.exit(0 if reply.startswith((b"+PONG", b"-NOAUTH")) else 1)
+"""
+
+# Runs in a container: AUTHENTICATE to tor's control port with the cookie at argv[1], if this
+# container can read one there; prints tor's reply, exit 0 only if tor accepted.
+CONTROL = r"""
+import pathlib, socket, sys
+try:
+    secret = pathlib.Path(sys.argv[1]).read_bytes().hex()
+except OSError:
+    secret = ""
+with socket.create_connection(("tor", 9051), timeout=5) as sock:
+    sock.sendall(f"AUTHENTICATE {secret}\r\n".encode())
+    reply = sock.recv(200).decode().strip()
+print(reply)
+sys.exit(0 if reply.startswith("250") else 1)
+"""
+
+# Runs in a container on the redis network: what an attacker with the Redis password could
+# queue for the guardian. Each job, if it ran, would leave a file in the guardian's /tmp.
+# Prints "id=status" per job once the guardian has taken them all.
+ATTACK = r"""
+import subprocess, time
+from rq import Queue
+from rq.serializers import JSONSerializer
+from onionpost import events, settings
+
+class Payload:
+    def __reduce__(self):
+        return subprocess.check_call, (["sh", "-c", "id > /tmp/payload-ran"],)
+
+connection = events.connect(settings.load_settings().redis_url)
+pickled = Queue("events", connection=connection)
+as_json = Queue("events", connection=connection, serializer=JSONSerializer)
+jobs = [pickled.enqueue("subprocess.check_call", ["sh", "-c", "id > /tmp/foreign-ran"]),
+        as_json.enqueue("subprocess.check_call", ["sh", "-c", "id > /tmp/json-ran"]),
+        pickled.enqueue("onionpost.guardian.jobs.sweep", Payload())]
+for _ in range(120):
+    if all(job.get_status(refresh=True) in ("failed", "finished") for job in jobs):
+        break
+    time.sleep(0.5)
+print(" ".join(f"{job.id}={job.get_status(refresh=True).value}" for job in jobs))
+"""
+
+# Runs in a container on the redis network: one JSON job on a queue nobody works; its id.
+QUEUE_FOR_DASHBOARD = r"""
+from onionpost import events, settings
+connection = events.connect(settings.load_settings().redis_url)
+print(events.queue("dashboard-test", connection).enqueue("onionpost.guardian.jobs.sweep").id)
+"""
+
+
+def address_on(stack: Stack, service: str, network: str) -> str:
+    [container] = containers_of(stack, service)
+    return str(container["NetworkSettings"]["Networks"][f"{stack.project}_{network}"]
+               ["IPAddress"])
+
+
+def redis_answers(stack: Stack, service: str, host: str) -> bool:
+    """Whether Redis answers at host:6379 from inside the service's container (its network
+    namespace), asked by a Python image: tor's own image has no client to try with."""
+    [container] = containers_of(stack, service)
+    result = run(["docker", "run", "--rm", "--network", f"container:{container['Id']}",
+                  "python:3.11-slim-bookworm", "python", "-c", REDIS_PROBE, host], check=False)
+    return result.returncode == 0
+
+
+def dashboard_status(stack: Stack, user: str | None = None, password: str = "") -> int:
+    url = f"http://127.0.0.1:{stack.dashboard_port}/"
+    headers = {}
+    if user is not None:
+        login = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {login}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                    timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def generated_secrets(stack: Stack) -> dict[str, str]:
+    """`cli secrets`: {"rq-dashboard": password, "redis": password}."""
+    out = stack.compose("run", "--rm", "--no-deps", "-T", "cli", "secrets").stdout
+    return {line.split()[0]: line.split()[-1] for line in out.splitlines()}
+
+
+def test_redis_refuses_a_client_without_the_secret(stack: Stack) -> None:
+    out = stack.run_python(REDIS_AUTH).stdout.splitlines()
+    assert out == ["without: refused AuthenticationError", "with: PONG"]
+
+
+def test_only_our_services_share_a_network_with_redis(stack: Stack) -> None:
+    redis_address = address_on(stack, "redis", "redis")
+    assert redis_answers(stack, "guardian", redis_address)  # the control
+    # tor and ntfy have ways out (in this test ntfy's egress is a real one): not to Redis.
+    assert not redis_answers(stack, "tor", redis_address)
+    assert not redis_answers(stack, "ntfy", redis_address)
+
+
+def test_ingest_cannot_authenticate_to_tors_control_port(stack: Stack) -> None:
+    cookie = "/run/onionpost-tor-control/control_auth_cookie"
+    assert stack.run_python(CONTROL, cookie, check=False).returncode == 0  # cli: allowed
+    for place in (cookie, "/run/onionpost-tor/control_auth_cookie"):
+        refused = stack.python("ingest", CONTROL, place, check=False)
+        assert refused.returncode == 1 and refused.stdout.startswith("515"), refused.stdout
+    listing = stack.compose("exec", "-T", "ingest", "ls", "-A", "/run/onionpost-tor").stdout
+    assert listing.split() == ["hostname"]
+
+
+def test_guardian_runs_no_foreign_job_and_no_pickle_payload(stack: Stack) -> None:
+    outcome = dict(item.split("=") for item in stack.run_python(ATTACK).stdout.split())
+    assert list(outcome.values()) == ["failed"] * 3, outcome
+    leftovers = stack.compose("exec", "-T", "guardian", "ls", "-A", "/tmp").stdout.split()
+    assert not {"foreign-ran", "json-ran", "payload-ran"} & set(leftovers), leftovers
+    logs = stack.compose("logs", "--no-log-prefix", "guardian").stdout
+    refused = [line for line in logs.splitlines() if "event=job_refused" in line]
+    for job_id in outcome:
+        assert sum(f"job={job_id}" in line for line in refused) == 1, refused
+
+
+def test_dashboard_asks_for_the_generated_password_and_lists_json_jobs(stack: Stack) -> None:
+    password = generated_secrets(stack)["rq-dashboard"]
+    assert dashboard_status(stack) == 401
+    assert dashboard_status(stack, "owner", "wrong") == 401
+    assert dashboard_status(stack, "owner", password) == 200
+    job_id = stack.run_python(QUEUE_FOR_DASHBOARD).stdout.strip()
+    url = (f"http://127.0.0.1:{stack.dashboard_port}/0/data/jobs/dashboard-test/queued/"
+           "10/asc/1.json")
+    login = base64.b64encode(f"owner:{password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {login}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        listed = json.load(response)
+    assert [job["id"] for job in listed["jobs"]] == [job_id]
+
+
+def test_ntfy_credentials_reach_the_notifier_only_and_mail_only_who_needs_it(
+        docker_engine: DockerEngine) -> None:
+    """compose.yaml as compose reads it, with a token set as .env would set it."""
+    token = f"tk_{secrets.token_hex(6)}"
+    config = json.loads(Stack(ONIONPOST_NTFY_TOKEN=token).compose(
+        "--profile", "tools", "config", "--format", "json").stdout)
+    services = config["services"]
+    holders = {name for name, service in services.items()
+               if token in json.dumps(service.get("environment") or {})}
+    assert holders == {"notifier"}
+    mail = {name: bool(volume.get("read_only")) for name, service in services.items()
+            for volume in service.get("volumes") or [] if volume.get("source") == "mail"}
+    assert mail == {"ingest": False, "cli": False, "guardian": True}
+    cookie = {name for name, service in services.items()
+              for volume in service.get("volumes") or [] if volume.get("source") == "tor-control"}
+    assert cookie == {"tor", "cli"}

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue, SimpleWorker
+from rq import SimpleWorker
 
 from onionpost import maildir
-from onionpost.events import NOTIFY_QUEUE, PAUSED_KEY
+from onionpost.events import NOTIFY_QUEUE, PAUSED_KEY, SERIALIZER, queue
 from tests.e2e.conftest import MailOnion
 from tests.e2e.tornet import TorNetwork
 from tests.support.events import queued_events
@@ -81,8 +81,9 @@ def test_status_screen_follows_real_mail_and_jobs(
                         b"Subject: s\r\n\r\n" + (b"x" * 60 + b"\r\n") * 40)
     connection = redis.Redis.from_url(redis_url)
     wait_for(lambda: len(queued_events(redis_url)) == 1, what="ingest's event")
-    Queue(NOTIFY_QUEUE, connection=connection).enqueue("builtins.int", "not a number")
-    SimpleWorker([NOTIFY_QUEUE], connection=connection).work(burst=True)  # fails the job
+    queue(NOTIFY_QUEUE, connection).enqueue("builtins.int", "not a number")
+    worker = SimpleWorker([NOTIFY_QUEUE], connection=connection, serializer=SERIALIZER)
+    worker.work(burst=True)  # fails the job
 
     result = status({**status_env, "ONIONPOST_INGEST_LISTEN": mail_onion.ingest_listen})
 

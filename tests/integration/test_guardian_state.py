@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from rq import Queue
 from rq.cron import get_cron_job_ids
 from tests.conftest import TEST_DOMAIN
 from tests.support.guardian_rig import ServiceProcess, deliver, drain, notices, settle
@@ -21,7 +20,7 @@ from tests.support.net import wait_for
 from tests.support.ntfy_double import NtfyDouble
 from tests.support.servers import IngestProcess
 
-from onionpost.events import EVENTS_QUEUE, PAUSED_KEY
+from onionpost.events import EVENTS_QUEUE, PAUSED_KEY, queue
 
 SWEEP = "onionpost.guardian.jobs.sweep"
 RCPT = f"owner@{TEST_DOMAIN}"
@@ -163,7 +162,7 @@ def test_jobs_queued_by_an_older_ingest_one_per_message_still_count(
         start_service: Callable[..., ServiceProcess], ntfy: NtfyDouble, redis_url: str) -> None:
     """Before ingest batched its events it queued one `message_stored` job per message; such
     jobs can outlive an upgrade in Redis (appendonly) and must still reach the owner."""
-    events = Queue(EVENTS_QUEUE, connection=redis.Redis.from_url(redis_url))
+    events = queue(EVENTS_QUEUE, redis.Redis.from_url(redis_url))
     for number in range(2):
         events.enqueue("onionpost.guardian.jobs.message_stored",
                        {"file": f"old-{number}", "size": 10, "recipients": 1})

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue
 from tests.conftest import TEST_DOMAIN
 from tests.integration.conftest import RCPT
 from tests.support.events import queued_events
@@ -18,7 +17,7 @@ from tests.support.net import wait_for
 from tests.support.servers import IngestProcess, RedisServer
 from tests.support.smtp import RawSMTP, Reply, circuit_address, proxy_v1
 
-from onionpost.events import BATCH_EVENTS, EVENTS_QUEUE, PAUSED_KEY, EventPublisher
+from onionpost.events import BATCH_EVENTS, EVENTS_QUEUE, PAUSED_KEY, EventPublisher, queue
 
 BODY_MARKER = b"secret-body-text-7f3a"
 MESSAGE = b"Subject: event\r\n\r\n" + BODY_MARKER + b"\r\n"
@@ -147,7 +146,7 @@ def test_events_are_enqueued_in_batches_of_at_most_batch_events(redis_url: str) 
     wait_for(lambda: len(queued_events(redis_url)) == 2 * BATCH_EVENTS + 1, timeout=10,
              what="every event")
     publisher.stop()
-    jobs = Queue(EVENTS_QUEUE, connection=redis.Redis.from_url(redis_url)).get_jobs()
+    jobs = queue(EVENTS_QUEUE, redis.Redis.from_url(redis_url)).get_jobs()
     assert [len(job.args[0]) for job in jobs] == [BATCH_EVENTS, BATCH_EVENTS, 1]
     assert [event["file"] for event in queued_events(redis_url)] == [
         f"m{number}" for number in range(2 * BATCH_EVENTS + 1)]

@@ -8,14 +8,13 @@ import threading
 from collections.abc import Callable
 
 import redis
-from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from tests.support.guardian_rig import ServiceProcess, settle
 from tests.support.net import free_port, wait_for
 from tests.support.ntfy_double import NtfyDouble
 
-from onionpost.events import NOTIFY_QUEUE
+from onionpost.events import NOTIFY_QUEUE, queue
 from onionpost.guardian.jobs import PUBLISH_JOB
 from onionpost.notifier.notices import LOW, Notice
 
@@ -26,8 +25,8 @@ def notice(number: int) -> Notice:
 
 
 def enqueue(redis_url: str, *items: Notice) -> list[Job]:
-    queue = Queue(NOTIFY_QUEUE, connection=redis.Redis.from_url(redis_url))
-    return [queue.enqueue(PUBLISH_JOB, item.to_dict(), failure_ttl=3600) for item in items]
+    notify = queue(NOTIFY_QUEUE, redis.Redis.from_url(redis_url))
+    return [notify.enqueue(PUBLISH_JOB, item.to_dict(), failure_ttl=3600) for item in items]
 
 
 def test_three_notifiers_post_every_notice_once(

@@ -67,3 +67,22 @@ def test_session_lifetime_defaults_to_the_data_timeout_and_five_minutes() -> Non
     assert Settings().lifetime() == 600 + 300
     assert Settings(data_timeout=60).lifetime() == 360
     assert Settings(data_timeout=60, session_lifetime=30).lifetime() == 30
+
+
+def test_redis_password_from_the_secrets_dir(tmp_path: Path) -> None:
+    (tmp_path / "redis-password").write_text("s3cret/+:@\n")
+    settings = Settings(redis_url="redis://redis:6379/0", secrets_dir=tmp_path)
+    assert settings.redis_url == "redis://:s3cret%2F%2B%3A%40@redis:6379/0"
+    again = Settings(redis_url="redis://:old@redis:6379/0", secrets_dir=tmp_path)
+    assert again.redis_url == settings.redis_url
+
+
+def test_missing_redis_password_is_one_clear_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONIONPOST_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("ONIONPOST_NTFY_PASSWORD", "never-shown")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(f"ONIONPOST_SECRETS_DIR: {tmp_path}/redis-password is unreadable")
+    assert "never-shown" not in message and "\n" not in message

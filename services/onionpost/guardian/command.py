@@ -8,6 +8,7 @@ import sys
 import uuid
 
 import redis
+import rq.cron
 from rq.cron import CronScheduler
 
 from onionpost import events, maildir, worker
@@ -28,12 +29,11 @@ def main(argv: list[str], settings: Settings) -> int:
                     "recounts the Maildir after every stored message and every "
                     "ONIONPOST_SWEEP_INTERVAL seconds, pauses ingest past a limit, resumes "
                     "it under the resume marks and warns of floods.").parse_args(argv)
-    maildir.ensure(settings.maildir)
     jobs.install(jobs.Guardian(settings, events.connect(settings.redis_url)))
     log.info("event=start sweep_interval=%d resume_percent=%d", settings.sweep_interval,
              settings.resume_percent)
     return worker.run(events.EVENTS_QUEUE, settings.redis_url, "guardian", settings.log_level,
-                      helpers={"guardian-sweeps": lambda: run_sweeps(settings)})
+                      jobs.JOBS, helpers={"guardian-sweeps": lambda: run_sweeps(settings)})
 
 
 def run_sweeps(settings: Settings) -> None:
@@ -41,7 +41,10 @@ def run_sweeps(settings: Settings) -> None:
     every sweep_interval seconds. It keeps its timing in memory, so sweeps go on after
     Redis lost its data (the count from disk then restores the pause). It runs in a child
     process, as rq runs its own scheduler, since CronScheduler.start() owns its loop and
-    its signals; after a Redis error the child starts a new one (and sweeps at once)."""
+    its signals; after a Redis error the child starts a new one (and sweeps at once).
+    rq 3.0's CronJob takes no serializer and enqueues with pickle: in this process its
+    queues are our JSON ones."""
+    rq.cron.Queue = events.JSONQueue  # type: ignore[misc]
     cron = CronScheduler(events.connect(settings.redis_url),
                          name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
     cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,

@@ -14,10 +14,9 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from rq import Queue
 
 from onionpost import maildir, worker
-from onionpost.events import EVENTS_QUEUE, NOTIFY_QUEUE, PAUSED_KEY
+from onionpost.events import EVENTS_QUEUE, NOTIFY_QUEUE, PAUSED_KEY, queue
 from onionpost.guardian import mailbox, policy, state
 from onionpost.guardian.policy import FloodRule, Plan
 from onionpost.maildir import Usage
@@ -92,7 +91,7 @@ class Guardian:
             self.enqueue_notice(notice, pipe)
 
     def enqueue_notice(self, notice: Notice, pipe: Any = None) -> None:
-        Queue(NOTIFY_QUEUE, connection=self.connection).enqueue(
+        queue(NOTIFY_QUEUE, self.connection).enqueue(
             PUBLISH_JOB, notice.to_dict(), pipeline=pipe, result_ttl=NOTICE_RESULT_TTL,
             failure_ttl=FAILURE_TTL, description=f"notice {notice.kind} {notice.id}")
 
@@ -110,9 +109,9 @@ class Guardian:
             pipe.set(state.NEW_MAIL_WINDOW, window, nx=True, ex=2 * delay + 300)
             opened = pipe.execute()[-1]
         if opened:
-            events = Queue(EVENTS_QUEUE, connection=self.connection)
-            events.enqueue_in(timedelta(seconds=delay), DIGEST_JOB, window, result_ttl=0,
-                              failure_ttl=FAILURE_TTL, description="new-mail digest")
+            queue(EVENTS_QUEUE, self.connection).enqueue_in(
+                timedelta(seconds=delay), DIGEST_JOB, window, result_ttl=0,
+                failure_ttl=FAILURE_TTL, description="new-mail digest")
 
     def digest(self, window: str) -> int:
         """Close the burst: one notice for every message counted since the last one."""
@@ -182,3 +181,6 @@ def sweep() -> str:
 
 def new_mail_digest(window: str) -> int:
     return current().digest(window)
+
+
+JOBS = worker.job_names(messages_stored, message_stored, sweep, new_mail_digest)

@@ -31,6 +31,6 @@ def main(argv: list[str], settings: Settings) -> int:
     log.info("event=start auth=%s new_mail=%s", auth, settings.notify_new_mail)
     try:
         return worker.run(events.NOTIFY_QUEUE, settings.redis_url, "notifier",
-                          settings.log_level)
+                          settings.log_level, jobs.JOBS)
     finally:
         ntfy.close()

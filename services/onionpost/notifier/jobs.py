@@ -67,3 +67,6 @@ install, current = _installed.install, _installed.current
 def publish(notice: dict[str, Any]) -> Retry | str:
     """Enqueued by the guardian with Notice.to_dict()."""
     return current().publish(Notice.from_dict(notice))
+
+
+JOBS = worker.job_names(publish)
