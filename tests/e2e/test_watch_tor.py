@@ -1,0 +1,96 @@
+"""The onion watch over the private Tor network: probe, heal, and `onionpost watch` alerts."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from onionpost.watch import probe, publication
+from tests.e2e.conftest import MailOnion, ingest_behind
+from tests.e2e.test_tor_control import random_onion_address
+from tests.e2e.tornet import TorNetwork
+from tests.support.net import free_port, wait_for
+from tests.support.servers import IngestProcess
+
+pytestmark = pytest.mark.e2e
+TIMEOUT = 30.0
+
+
+class GreetingServer:
+    """A TCP server on 127.0.0.1 that greets every connection with one fixed line."""
+
+    def __init__(self, greeting: bytes, port: int = 0) -> None:
+        self.greeting = greeting
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(self.greeting)
+                conn.recv(100)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def greeting_server() -> Iterator[GreetingServer]:
+    server = GreetingServer(b"220 somebody.else ESMTP\r\n")
+    yield server
+    server.close()
+
+
+def run_probe(tor_network: TorNetwork, address: str) -> probe.Result:
+    with tor_network.client_controller() as controller:
+        return probe.probe(controller, f"127.0.0.1:{tor_network.socks_port}", address, TIMEOUT)
+
+
+def test_probe_reaches_our_onion_and_counts_its_introduction_points(
+        tor_network: TorNetwork, mail_onion: MailOnion,
+        onion_ingest: Callable[..., IngestProcess]) -> None:
+    onion_ingest()
+    result = run_probe(tor_network, mail_onion.address)
+    assert result.stage is None, result.detail
+    assert result.intro_points is not None and 3 <= result.intro_points <= 20
+    assert result.descriptor_seconds is not None and result.connect_seconds is not None
+    assert result.latency_seconds is not None
+    assert result.latency_seconds >= result.descriptor_seconds + result.connect_seconds
+
+
+def test_probe_names_the_stage_that_failed(
+        tor_network: TorNetwork, mail_onion: MailOnion, greeting_server: GreetingServer) -> None:
+    unknown = run_probe(tor_network, random_onion_address())
+    assert unknown.stage == "descriptor"
+    no_ingest = run_probe(tor_network, mail_onion.address)  # nothing listens behind it
+    assert no_ingest.stage == "connection"
+    assert no_ingest.intro_points is not None
+    impostor = tor_network.add_onion_service("impostor", {25: greeting_server.port})
+    wrong = run_probe(tor_network, impostor.address)
+    assert (wrong.stage, wrong.detail) == ("banner", "greeting '220 somebody.else ESMTP'")
+
+
+def test_heal_publishes_a_descriptor_tor_never_uploaded(
+        tor_network: TorNetwork, start_ingest: Callable[..., IngestProcess]) -> None:
+    port = free_port()
+    wedged = tor_network.add_onion_service("wedged", {25: port}, proxy_protocol=True,
+                                           options=["PublishHidServDescriptors 0"],
+                                           await_upload=False)
+    ingest_behind(start_ingest, wedged.address, port)
+    assert run_probe(tor_network, wedged.address).stage == "descriptor"
+
+    with wedged.controller() as controller:
+        uploads = publication.UploadListener(wedged.address)
+        uploads.attach(controller)
+        done = publication.heal(controller, wedged.address)
+        wait_for(lambda: uploads.uploads.last_uploaded is not None, timeout=30,
+                 what="the upload the heal made")
+    assert done == "descriptor re-uploaded to the responsible HSDirs (HSPOST)"
