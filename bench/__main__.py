@@ -12,6 +12,7 @@ MODULES = [
     "bench.sendmail_latency",
     "bench.fetch_speed",
     "bench.compose_stack",
+    "bench.watch",
 ]
 
 

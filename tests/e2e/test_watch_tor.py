@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import redis
 
-from onionpost.watch import probe, publication
+from onionpost.watch import probe, publication, state
 from tests.e2e.conftest import MailOnion, ingest_behind
 from tests.e2e.test_tor_control import random_onion_address
-from tests.e2e.tornet import TorNetwork
+from tests.e2e.tornet import OnionService, TorNetwork
 from tests.support.net import free_port, wait_for
 from tests.support.servers import IngestProcess
+from tests.support.watch_process import WatchProcess
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 30.0
@@ -94,3 +98,74 @@ def test_heal_publishes_a_descriptor_tor_never_uploaded(
         wait_for(lambda: uploads.uploads.last_uploaded is not None, timeout=30,
                  what="the upload the heal made")
     assert done == "descriptor re-uploaded to the responsible HSDirs (HSPOST)"
+
+
+# --- `onionpost watch` as a process ---------------------------------------------------------
+INTERVAL, FAILURES = 3, 2
+ALERT_WAIT = 180.0  # generous: tor is slow on a busy machine; the speed goal is in bench/
+
+
+@pytest.fixture
+def start_watch(tor_network: TorNetwork, redis_url: str,
+                tmp_path: Path) -> Iterator[Callable[[OnionService], WatchProcess]]:
+    started: list[WatchProcess] = []
+
+    def start(service: OnionService) -> WatchProcess:
+        watch = WatchProcess.start(tor_network, service, redis_url, tmp_path, INTERVAL,
+                                   FAILURES)
+        started.append(watch)
+        return watch
+
+    yield start
+    for watch in started:
+        watch.stop()
+
+
+def test_watch_alerts_once_when_the_onion_goes_down_and_once_when_it_is_back(
+        tor_network: TorNetwork, start_ingest: Callable[..., IngestProcess],
+        start_watch: Callable[[OnionService], WatchProcess]) -> None:
+    port = free_port()
+    service = tor_network.add_onion_service("watched", {25: port}, proxy_protocol=True)
+    ingest_behind(start_ingest, service.address, port)
+    watch = start_watch(service)
+    wait_for(lambda: "event=probe reachable=1" in watch.logs(), timeout=ALERT_WAIT,
+             what="a successful probe")
+    assert "onion_service_reachable 1.0" in watch.metrics()
+    assert "onion_service_introduction_points_number 3.0" in watch.metrics()
+
+    service.tor.stop()
+    down = watch.wait_notice("watch_down", ALERT_WAIT)
+    watch.wait_probes(FAILURES + 1, ALERT_WAIT)  # it keeps failing: still one alert
+    assert len(watch.notices("watch_down")) == 1
+    assert watch.notices("watch_back") == []
+    assert "onion_service_reachable 0.0" in watch.metrics()
+    assert f"{service.address} failed {FAILURES} probes in a row" in down["message"]
+    assert "Heal: none possible: the service tor's ControlPort does not answer" in down["message"]
+
+    service.start()
+    back = watch.wait_notice("watch_back", ALERT_WAIT)
+    watch.wait_probes(2, ALERT_WAIT)
+    assert len(watch.notices("watch_back")) == 1
+    assert len(watch.notices("watch_down")) == 1
+    assert re.search(r"after \d+ (s|min) of downtime", back["message"]), back["message"]
+    assert back["id"].removeprefix("watch-back-") == down["id"].removeprefix("watch-down-")
+    assert "onion_service_reachable 1.0" in watch.metrics()
+
+
+def test_watch_heals_a_wedged_publication_and_says_so(
+        tor_network: TorNetwork, start_ingest: Callable[..., IngestProcess],
+        start_watch: Callable[[OnionService], WatchProcess]) -> None:
+    port = free_port()
+    wedged = tor_network.add_onion_service("wedged-watch", {25: port}, proxy_protocol=True,
+                                           options=["PublishHidServDescriptors 0"],
+                                           await_upload=False)
+    ingest_behind(start_ingest, wedged.address, port)
+    watch = start_watch(wedged)
+    down = watch.wait_notice("watch_down", ALERT_WAIT)
+    assert "its descriptor could not be fetched" in down["message"]
+    assert "Heal: descriptor re-uploaded to the responsible HSDirs (HSPOST)" in down["message"]
+    assert "event=heal" in watch.logs()
+    summary = state.read_summary(redis.Redis.from_url(watch.redis_url))
+    assert summary is not None and summary.last_heal.endswith("(HSPOST)")
+    wait_for(lambda: state.read_summary(redis.Redis.from_url(watch.redis_url)).last_uploaded,
+             timeout=ALERT_WAIT, what="the upload the heal made, seen by the watch")

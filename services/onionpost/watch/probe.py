@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -107,7 +108,9 @@ def fetch_descriptor(controller: Controller, address: str, timeout: float) -> De
         reasons += fetch.failed
         if time.monotonic() >= deadline:
             break
-    raise ProbeFailedError("descriptor", "HSFETCH: " + (", ".join(reasons) or "timed out"))
+    counted = ", ".join(f"{reason} x{count}" if count > 1 else reason
+                        for reason, count in Counter(reasons).items())
+    raise ProbeFailedError("descriptor", f"HSFETCH: {counted or 'timed out'}")
 
 
 def _one_fetch(controller: Controller, sid: str, deadline: float) -> _Fetch:
