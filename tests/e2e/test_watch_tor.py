@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -150,6 +155,19 @@ def test_watch_alerts_once_when_the_onion_goes_down_and_once_when_it_is_back(
     assert re.search(r"after \d+ (s|min) of downtime", back["message"]), back["message"]
     assert back["id"].removeprefix("watch-back-") == down["id"].removeprefix("watch-down-")
     assert "onion_service_reachable 1.0" in watch.metrics()
+    report = status_of_watch(watch)
+    assert report["last_success"] > report["last_failure"]["at"]
+    assert report["last_failure"]["stage"] in ("introduction", "connection", "descriptor")
+    assert report["p50_latency"] > 0
+    assert report["last_upload"] is not None  # seen when the service tor came back
+
+
+def status_of_watch(watch: WatchProcess) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "onionpost", "status", "--json"], capture_output=True, text=True,
+        timeout=120, env={**os.environ, "ONIONPOST_REDIS_URL": watch.redis_url,
+                          "ONIONPOST_TOR_CONTROL": "127.0.0.1:1", "ONIONPOST_DOMAIN": ""})
+    return dict(json.loads(result.stdout)["watch"])
 
 
 def test_watch_heals_a_wedged_publication_and_says_so(
