@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from onionpost.watch import probe, publication, state
+from onionpost.watch import episode, probe, publication, state
 from tests.e2e.conftest import MailOnion, ingest_behind
 from tests.e2e.test_tor_control import random_onion_address
 from tests.e2e.tornet import OnionService, TorNetwork
@@ -187,3 +188,14 @@ def test_watch_heals_a_wedged_publication_and_says_so(
     assert summary is not None and summary.last_heal.endswith("(HSPOST)")
     wait_for(lambda: state.read_summary(redis.Redis.from_url(watch.redis_url)).last_uploaded,
              timeout=ALERT_WAIT, what="the upload the heal made, seen by the watch")
+
+
+def test_consensus_validity_brackets_our_clock(mail_onion: MailOnion) -> None:
+    """The skew check's input, read from a real tor: a clock in sync is inside it."""
+    with mail_onion.service.controller() as controller:
+        validity = publication.consensus_validity(controller)
+    assert validity is not None
+    valid_after, valid_until = validity
+    now = time.time()
+    assert valid_after < valid_until
+    assert abs(episode.clock_skew(now, valid_after, valid_until)) <= episode.MAX_CLOCK_SKEW
