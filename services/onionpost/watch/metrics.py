@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
 
 from onionpost.maildir import Usage
 from onionpost.watch.probe import Result
+
+SERVER_NAME = "metrics"
 
 
 class Metrics:
@@ -39,8 +47,13 @@ class Metrics:
     def _gauge(self, name: str, text: str) -> Gauge:
         return Gauge(name, text, registry=self.registry)
 
-    def serve(self, host: str, port: int) -> None:
-        start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int) -> WSGIServer:
+        """prometheus_client's app in a thread, without its server's `Server: WSGIServer/0.2
+        CPython/3.x` header and error pages (we never name our software or its version)."""
+        server = make_server(host, port, _anonymous(make_wsgi_app(self.registry)),
+                             _ThreadingServer, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        return server
 
     def probed(self, result: Result) -> None:
         self.reachable.set(result.stage is None)
@@ -64,3 +77,26 @@ class Metrics:
         self.paused.set(paused)
         for name, depth in depths.items():
             self.queue.labels(name).set(depth)
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 makes a burst of connects wait for SYN retries
+
+
+class _QuietHandler(WSGIRequestHandler):
+    timeout = 10  # seconds a client may sit idle: an idle socket must not hold a thread forever
+
+    def version_string(self) -> str:
+        return SERVER_NAME
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """One line per scrape would drown the watch's own lines."""
+
+
+def _anonymous(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    def named(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, [*headers, ("Server", SERVER_NAME)], exc_info)
+        return app(environ, start)
+    return named
