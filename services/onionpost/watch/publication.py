@@ -49,7 +49,6 @@ class UploadListener:
                 self.uploads = Uploads(self.uploads.last_uploaded, self.uploads.failed_since + 1)
 
     def attach(self, controller: Controller) -> None:
-        # a bound method: stem did not call an instance with __call__ in every run
         controller.add_event_listener(self.feed, EventType.HS_DESC)
 
 
