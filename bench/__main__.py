@@ -14,6 +14,7 @@ MODULES = [
     "bench.round_trips",
     "bench.fetch_speed",
     "bench.compose_stack",
+    "bench.watch",
 ]
 
 

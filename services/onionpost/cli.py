@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "notifier": ("onionpost.notifier.command:main", "post alerts to ntfy (rq worker)"),
     "pause": ("onionpost.guardian.command:pause", "stop accepting mail now"),
     "resume": ("onionpost.guardian.command:resume", "accept mail again"),
+    "watch": ("onionpost.watch.command:main", "probe our onion from outside, alert, heal"),
     "status": ("onionpost.status:main", "tor, ingest, mailbox and queues at a glance"),
     "address": ("onionpost.tor:address_main", "print our onion address"),
     "secrets": ("onionpost.stack_secrets:main", "the stack's generated passwords"),

@@ -140,6 +140,18 @@ class Settings(BaseSettings):
     tor_cookie_file: Path | None = Field(None, description="control auth cookie; empty: ask tor")
     tor_socks: str = Field("127.0.0.1:9050", description="tor SocksPort for sending")
 
+    # --- watch -------------------------------------------------------------------
+    watch_interval: float = Field(300.0, gt=0, description="seconds between probes of our onion")
+    watch_failures: int = Field(
+        3, ge=1, description="consecutive failed probes before the unreachable alert")
+    watch_timeout: float = Field(60.0, gt=0, description="seconds one probe may take")
+    watch_control: str = Field(
+        "", description="ControlPort of the tor whose SocksPort probes; empty: tor_control")
+    watch_cookie_file: Path | None = Field(
+        None, description="auth cookie for watch_control; empty: tor_cookie_file")
+    watch_metrics_listen: str = Field(
+        "127.0.0.1:9105", description="host:port of the Prometheus endpoint (internal only)")
+
     # --- sending / reading --------------------------------------------------------
     send_starttls: Literal["off", "on"] = Field(
         "off", description="on: STARTTLS when the receiving onion offers it (off: the onion "
@@ -159,7 +171,7 @@ class Settings(BaseSettings):
     local_inbox: Path = Field(
         Path("~/mail/inbox"), description="local Maildir that receives bounces")
 
-    @field_validator("ingest_listen", "tor_control", "tor_socks")
+    @field_validator("ingest_listen", "tor_control", "tor_socks", "watch_metrics_listen")
     @classmethod
     def _check_hostport(cls, value: str) -> str:
         _split_hostport(value)
@@ -176,6 +188,13 @@ class Settings(BaseSettings):
                                  "`secrets` service creates it on first start)") from None
             self.redis_url = with_password(self.redis_url, password)
         return self
+
+    @field_validator("watch_control")
+    @classmethod
+    def _check_optional_hostport(cls, value: str) -> str:
+        if value:
+            _split_hostport(value)
+        return value
 
     @field_validator("domain")
     @classmethod

@@ -17,6 +17,7 @@ from onionpost import events, maildir, tor
 from onionpost.guardian.state import read_pause
 from onionpost.notifier.notices import size_text
 from onionpost.settings import Settings
+from onionpost.watch import state as watch_state
 
 EX_OK, EX_UNAVAILABLE = 0, 69
 QUEUES = (events.EVENTS_QUEUE, events.NOTIFY_QUEUE)
@@ -27,7 +28,8 @@ def main(argv: list[str], settings: Settings) -> int:
     parser = argparse.ArgumentParser(
         prog="onionpost status",
         description="tor (bootstrap, descriptor, PoW), onion address, ingest (accepting or "
-                    "paused and why), mailbox usage against the limits, queue depths. "
+                    "paused and why), mailbox usage against the limits, queue depths, what "
+                    "the watch saw (last success and failure, p50 latency, last upload). "
                     "Exit 0 when tor and Redis answer, 69 when one of them does not.")
     parser.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     args = parser.parse_args(argv)
@@ -46,7 +48,7 @@ def collect(settings: Settings) -> Report:
     address = tor_report.pop("address", None) or address
     return {"onion": address, "tor": tor_report,
             "ingest": ingest_report, "mailbox": mailbox_status(settings),
-            "queues": queues_report, "redis": redis_report}
+            "queues": queues_report, "redis": redis_report, "watch": watch_status(settings)}
 
 
 # --- gathering (I/O) -------------------------------------------------------------------
@@ -100,6 +102,28 @@ def redis_status(settings: Settings) -> tuple[Report, Report, Report]:
             {**depths, "failed": sum(failed.values()), "failed_by_queue": failed})
 
 
+def watch_status(settings: Settings) -> Report:
+    """What `onionpost watch` recorded in Redis."""
+    client = events.connect(settings.redis_url)
+    try:
+        summary = watch_state.read_summary(client)
+    except (redis.RedisError, OSError):
+        return {"state": "unknown"}
+    finally:
+        client.close()
+    if summary is None:
+        return {"state": "no probe recorded"}
+    failure = summary.last_failure
+    return {"state": "recorded",
+            "last_success": summary.last_success.at if summary.last_success else None,
+            "last_failure": ({"at": failure.at, "stage": failure.stage,
+                              "detail": failure.detail} if failure else None),
+            "p50_latency": summary.p50_latency, "probes_last_day": summary.probes_last_day,
+            "last_upload": summary.last_uploaded,
+            "upload_failed_since": summary.upload_failed_since,
+            "last_heal": summary.last_heal or None}
+
+
 def mailbox_status(settings: Settings) -> Report:
     usage = maildir.scan(settings.maildir)
     return {"messages": usage.messages, "bytes": usage.bytes,
@@ -128,6 +152,8 @@ def render(report: Report) -> str:
              ("tor", tor_lines(report["tor"])), ("ingest", ingest_lines(report["ingest"])),
              ("mailbox", [mailbox_line(report["mailbox"])]),
              ("queues", [queues_line(report["queues"], report["redis"])])]
+    if "watch" in report:
+        lines.append(("watch", watch_lines(report["watch"])))
     return "\n".join(f"{title if n == 0 else '':<9} {text}"
                      for title, texts in lines for n, text in enumerate(texts))
 
@@ -168,6 +194,27 @@ def queues_line(report: Report, redis_report: Report) -> str:
         return f"unknown: Redis unreachable at {redis_report['at']} ({redis_report['error']})"
     return (f"events {report['events']}, notify {report['notify']}, "
             f"failed jobs {report['failed']}")
+
+
+def watch_lines(report: Report) -> list[str]:
+    if report["state"] == "unknown":
+        return ["unknown (Redis unreachable)"]
+    if report["state"] != "recorded":
+        return ["no probe recorded: is `onionpost watch` running?"]
+    success = utc(report["last_success"]) if report["last_success"] else "never"
+    lines = [f"last reachable {success}"]
+    if failure := report["last_failure"]:
+        lines.append(f"last failure {utc(failure['at'])} ({failure['stage']}: "
+                     f"{failure['detail']})")
+    if report["p50_latency"] is not None:
+        lines.append(f"latency p50 {report['p50_latency']:.2f} s "
+                     f"({report['probes_last_day']} probes in the last day)")
+    upload = utc(report["last_upload"]) if report["last_upload"] else "not seen"
+    lines.append(f"descriptor uploaded {upload}, {report['upload_failed_since']} "
+                 "failed uploads since")
+    if report["last_heal"]:
+        lines.append(f"last heal {report['last_heal']}")
+    return lines
 
 
 def utc(epoch: float) -> str:

@@ -99,9 +99,12 @@ def parse_pow_params(inner_layer: str) -> PowState:
 
 
 # --- I/O: the ControlPort ------------------------------------------------------------
-def connect(settings: Settings) -> Controller:
-    """An authenticated controller: cookie file from the settings, else the one tor names."""
-    host, port = Settings.hostport(settings.tor_control)
+def connect(settings: Settings, control: str = "", cookie_file: Path | None = None
+            ) -> Controller:
+    """An authenticated controller of tor_control (or `control` with `cookie_file`): the
+    cookie file from the settings, else the one tor names."""
+    host, port = Settings.hostport(control or settings.tor_control)
+    cookie_file = cookie_file if control else settings.tor_cookie_file
     try:
         # stem takes an IP address only; in compose the ControlPort is "tor:9051".
         controller = Controller.from_port(socket.gethostbyname(host), port)
@@ -110,8 +113,8 @@ def connect(settings: Settings) -> Controller:
                              f" ({error})") from None
     try:
         protocolinfo = stem.connection.get_protocolinfo(controller)
-        if settings.tor_cookie_file:  # tor's own path may be in another container's mount
-            protocolinfo.cookie_path = str(settings.tor_cookie_file)
+        if cookie_file:  # tor's own path may be in another container's mount
+            protocolinfo.cookie_path = str(cookie_file)
         controller.authenticate(protocolinfo_response=protocolinfo)
     except (stem.connection.AuthenticationFailure, stem.ControllerError, OSError) as error:
         controller.close()

@@ -208,11 +208,17 @@ class OnionService:
     def controller(self) -> Controller:
         return self.tor.controller()
 
-    def start(self) -> None:
-        """Start the tor and return once its descriptor reached every HSDir it tried."""
+    def start(self, await_upload: bool = True) -> None:
+        """Start the tor and return once its descriptor reached every HSDir it tried
+        (await_upload=False: once tor answers on its ControlPort)."""
         tracker = UploadTracker()
         self.tor.start(self.network.common_options(), self.network.empty_file)
         controller = self.tor.owner_controller()
+        if not await_upload:
+            wait_until(lambda: (self.hs_dir / "hostname").exists(), 30,
+                       f"{self.name}'s hostname file", self.tor.log_tail)
+            self.address = (self.hs_dir / "hostname").read_text().strip().lower()
+            return
         controller.add_event_listener(tracker, EventType.HS_DESC)
         try:
             wait_until(tracker.done, 60, f"{self.name}'s descriptor upload", self.tor.log_tail)
@@ -251,22 +257,25 @@ class TorNetwork:
 
     def add_onion_service(self, name: str, ports: dict[int, int], *,
                           proxy_protocol: bool = False,
-                          client_auth_public_keys: Iterable[str] = ()) -> OnionService:
+                          client_auth_public_keys: Iterable[str] = (),
+                          options: Iterable[str] = (),
+                          await_upload: bool = True) -> OnionService:
         """One more tor serving `ports` (virtual -> 127.0.0.1 port); returns once the
-        descriptor is uploaded."""
+        descriptor is uploaded (await_upload=False: once tor runs, for a tor told by
+        `options` not to publish)."""
         hs_dir = self.base / f"hs-{name}"
         hs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_authorized_clients(hs_dir, list(client_auth_public_keys))
         options = ["SocksPort 0", f"HiddenServiceDir {hs_dir}",
                    *(f"HiddenServicePort {virtual} 127.0.0.1:{target}"
-                     for virtual, target in ports.items()), *SERVICE_DEFENSES]
+                     for virtual, target in ports.items()), *SERVICE_DEFENSES, *options]
         if proxy_protocol:
             options.append("HiddenServiceExportCircuitID haproxy")
         nickname = ("hs" + re.sub(r"[^A-Za-z0-9]", "", name))[:19]
         service = OnionService(name, hs_dir, TorProcess(nickname, self.base / name, options),
                                self)
         self.services[name] = service
-        service.start()
+        service.start(await_upload)
         self.wait_client_bootstrapped()
         return service
 

@@ -67,3 +67,19 @@ def test_pow_off_and_the_fullest_limit_wins() -> None:
 def test_redis_url_never_shows_its_password() -> None:
     assert redacted("redis://:hunter2@redis:6380/1") == "redis:6380/1"
     assert redacted("redis://user:pw@127.0.0.1/0") == "127.0.0.1:6379/0"
+
+
+def test_watch_lines_tell_success_failure_latency_and_upload() -> None:
+    watch = {"state": "recorded", "last_success": 86400.0,
+             "last_failure": {"at": 3600.0, "stage": "introduction", "detail": "SOCKS 0xf2"},
+             "p50_latency": 1.234, "probes_last_day": 288, "last_upload": 7200.0,
+             "upload_failed_since": 2, "last_heal": "1970-01-01 01:00:00 UTC: HSPOST"}
+    assert render(report(watch=watch)).splitlines()[-5:] == [
+        "watch     last reachable 1970-01-02 00:00:00 UTC",
+        "          last failure 1970-01-01 01:00:00 UTC (introduction: SOCKS 0xf2)",
+        "          latency p50 1.23 s (288 probes in the last day)",
+        "          descriptor uploaded 1970-01-01 02:00:00 UTC, 2 failed uploads since",
+        "          last heal 1970-01-01 01:00:00 UTC: HSPOST",
+    ]
+    assert render(report(watch={"state": "no probe recorded"})).endswith(
+        "watch     no probe recorded: is `onionpost watch` running?")
