@@ -9,10 +9,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import redis
-from rq import Queue
 from tests.conftest import TEST_DOMAIN
 from tests.support.servers import RedisServer
 
+from onionpost import events
 from onionpost.events import NOTIFY_QUEUE
 from onionpost.settings import load_settings
 from onionpost.watch.command import Watch
@@ -43,7 +43,7 @@ def watch_for(url: str, stages: list[str | None]) -> ScriptedWatch:
 
 
 def kinds(url: str) -> list[str]:
-    jobs = Queue(NOTIFY_QUEUE, connection=redis.Redis.from_url(url)).get_jobs()
+    jobs = events.queue(NOTIFY_QUEUE, redis.Redis.from_url(url)).get_jobs()
     return [job.args[0]["kind"] for job in jobs]
 
 

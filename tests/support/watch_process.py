@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import redis
-from rq import Queue
 
+from onionpost import events
 from onionpost.events import NOTIFY_QUEUE
 from onionpost.watch import state
 from tests.e2e.tornet import OnionService, TorNetwork
@@ -59,7 +59,7 @@ class WatchProcess:
             self.process.wait()
 
     def notices(self, kind: str) -> list[dict[str, Any]]:
-        jobs = Queue(NOTIFY_QUEUE, connection=redis.Redis.from_url(self.redis_url)).get_jobs()
+        jobs = events.queue(NOTIFY_QUEUE, redis.Redis.from_url(self.redis_url)).get_jobs()
         return [job.args[0] for job in jobs if job.args[0]["kind"] == kind]
 
     def probes(self) -> int:
