@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pause": ("onionpost.guardian.command:pause", "stop accepting mail now"),
     "resume": ("onionpost.guardian.command:resume", "accept mail again"),
     "status": ("onionpost.status:main", "tor, ingest, mailbox and queues at a glance"),
-    "address": ("onionpost.tor:address_main", "print our onion address"),
+    "address": ("onionpost.tor.control:address_main", "print our onion address"),
     "sendmail": ("onionpost.sender.sendmail:main", "send a message (sendmail-compatible)"),
     "send-queue": ("onionpost.sender.queue_command:main", "deliver queued outgoing mail (cron)"),
     "contacts": ("onionpost.sender.contacts:main", "the address book: add, list, remove"),

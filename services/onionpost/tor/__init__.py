@@ -1,0 +1,28 @@
+"""Everything that speaks to tor: its ControlPort (`control`, stem), its SOCKS port (`socks`:
+one connect, circuit isolation, the table of tor's replies), client-authorization keys
+(`client_auth`) and the `tor-connect` ProxyCommand (`proxy_command`).
+
+The ControlPort names of the former `onionpost.tor` module stay importable from here, loaded
+on first use: importing `onionpost.tor.socks` (sendmail does, on every send) must not import
+stem (~40 ms)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# The former module's public names (its callers, and branches written against it, import them
+# from here); typed users import `onionpost.tor.control` itself.
+__all__ = [
+    "EX_UNAVAILABLE", "FETCH_QUIET_SECONDS", "Bootstrap", "FetchOutcome", "PowState",
+    "TorControlError", "address_main", "bootstrap", "connect", "descriptor_published",
+    "onion_addresses", "our_address", "parse_bootstrap_phase", "parse_pow_params",
+    "pow_state", "service_descriptor", "service_id",
+]
+_CONTROL_NAMES = frozenset(__all__)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CONTROL_NAMES:
+        return getattr(importlib.import_module("onionpost.tor.control"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
