@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("onionpost.fetch.client:main", "move mail from the server to this machine"),
     "fetch-serve": ("onionpost.fetch.serve:main", "server side of fetch (forced command)"),
     "owner-key": ("onionpost.fetch.owner_key:main", "client-authorization keys for the owner"),
-    "tor-connect": ("onionpost.fetch.tor_connect:main", "ssh ProxyCommand through tor's SOCKS"),
+    "tor-connect": ("onionpost.tor.proxy_command:main", "ssh ProxyCommand through tor's SOCKS"),
 }
 
 
