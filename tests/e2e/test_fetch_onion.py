@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from onionpost.fetch.owner_key import OwnerKey
+from onionpost.tor.client_auth import OwnerKey
 from tests.e2e.tornet import OnionService, TorNetwork
 from tests.support.fetch_rig import FetchRig
 
