@@ -1,8 +1,11 @@
-"""tor's onion replies: one classification, read the same by sendmail and by tor-connect."""
+"""tor's onion replies: one classification, read the same by sendmail and by tor-connect;
+the package loads stem only for the ControlPort."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from python_socks import ProxyError
@@ -47,3 +50,21 @@ def test_a_standard_refusal_is_temporary_in_python_socks_words() -> None:
     assert str(refused(error)) == "cannot reach the onion service: Host unreachable"
     assert isinstance(refused(error), UnreachableError)
     assert explain(error) == (EX_TEMPFAIL, "tor refused the connection: Host unreachable")
+
+
+def _loaded_after(statement: str) -> str:
+    code = f"import sys; {statement}; print(sorted(m for m in sys.modules if m.startswith('stem')))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_sendmail_and_tor_connect_do_not_import_stem() -> None:
+    # sendmail runs on every send from neomutt: stem alone costs it ~40 ms.
+    assert _loaded_after("import onionpost.sender.sendmail, onionpost.tor.proxy_command") == "[]"
+
+
+def test_the_control_names_stay_importable_from_the_package() -> None:
+    assert _loaded_after("from onionpost.tor import connect, TorControlError") != "[]"
+    from onionpost import tor
+    from onionpost.tor import control
+    assert all(getattr(tor, name) is getattr(control, name) for name in tor.__all__)
