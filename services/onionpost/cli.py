@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "resume": ("onionpost.guardian.command:resume", "accept mail again"),
     "watch": ("onionpost.watch.command:main", "probe our onion from outside, alert, heal"),
     "status": ("onionpost.status:main", "tor, ingest, mailbox and queues at a glance"),
-    "address": ("onionpost.tor:address_main", "print our onion address"),
+    "address": ("onionpost.tor.control:address_main", "print our onion address"),
     "secrets": ("onionpost.stack_secrets:main", "the stack's generated passwords"),
     "dashboard": ("onionpost.dashboard:main", "rq-dashboard behind a password (compose)"),
     "sendmail": ("onionpost.sender.sendmail:main", "send a message (sendmail-compatible)"),
@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("onionpost.fetch.client:main", "move mail from the server to this machine"),
     "fetch-serve": ("onionpost.fetch.serve:main", "server side of fetch (forced command)"),
     "owner-key": ("onionpost.fetch.owner_key:main", "client-authorization keys for the owner"),
-    "tor-connect": ("onionpost.fetch.tor_connect:main", "ssh ProxyCommand through tor's SOCKS"),
+    "tor-connect": ("onionpost.tor.proxy_command:main", "ssh ProxyCommand through tor's SOCKS"),
 }
 
 

@@ -13,10 +13,11 @@ import redis
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
-from onionpost import events, maildir, tor
+from onionpost import events, maildir
 from onionpost.guardian.state import read_pause
 from onionpost.notifier.notices import size_text
 from onionpost.settings import Settings
+from onionpost.tor import control as tor
 from onionpost.watch import state as watch_state
 
 EX_OK, EX_UNAVAILABLE = 0, 69

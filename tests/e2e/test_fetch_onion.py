@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from onionpost.fetch.owner_key import OwnerKey
+from onionpost.tor.client_auth import OwnerKey
+from onionpost.tor.socks import isolation_username
 from tests.e2e.tornet import OnionService, TorNetwork
 from tests.support.fetch_rig import FetchRig
 
@@ -91,3 +92,11 @@ def test_with_the_owner_key_fetch_works_through_tor(tor_network: TorNetwork,
     assert owner_onion.rig.local_messages() == owner_onion.rig.sent
     assert owner_onion.rig.remote_names() == []
     assert "Accepted publickey" in owner_onion.rig.sshd.log.read_text()
+    # tor-connect's stream had a circuit of its own (SOCKS isolation, as sendmail's).
+    with tor_network.client_controller() as controller:
+        circuits = str(controller.get_info("circuit-status"))
+    username = isolation_username(owner_onion.service.address)
+    service_id = owner_onion.service.address.removesuffix(".onion")
+    own = [line for line in circuits.splitlines() if f'SOCKS_USERNAME="{username}"' in line]
+    assert own, f"no circuit isolated for the owner's onion: {circuits}"
+    assert all(f"REND_QUERY={service_id}" in line for line in own)

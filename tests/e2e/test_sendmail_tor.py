@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from onionpost import onion
-from onionpost.sender.transport import isolation_username
+from onionpost.tor.socks import isolation_username
 from tests.e2e.conftest import ingest_behind
 from tests.e2e.tornet import OnionService, TorNetwork
 from tests.support.net import free_port

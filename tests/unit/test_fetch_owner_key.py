@@ -12,9 +12,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from onionpost.fetch.owner_key import OwnerKey, service_id
+from onionpost.tor.client_auth import OwnerKey, service_id
 
-ONION = "pv4ozjdmhrgbmeexr2uu5jelr5sfdrjwgjqsfgmosmxmkcd4oquexoyd"
+ONION = "lux6itkmc2qhczbli6jwke4cmcemn7dldwhidea3nqfucfdrsjkvldyd"
+# 56 base32 characters with a wrong checksum: a mistyped address.
+MISTYPED = "pv4ozjdmhrgbmeexr2uu5jelr5sfdrjwgjqsfgmosmxmkcd4oquexoyd"
 
 
 def _b32decode(text: str) -> bytes:
@@ -38,10 +40,24 @@ def test_keys_differ() -> None:
     assert OwnerKey.generate().private_raw != OwnerKey.generate().private_raw
 
 
-@pytest.mark.parametrize("bad", ["x.onion", ONION[:-1], ONION.upper() + "1", "", "a" * 56 + ".com"])
+@pytest.mark.parametrize("bad", ["x.onion", ONION[:-1], ONION.upper() + "1", "", "a" * 56 + ".com",
+                                 MISTYPED, MISTYPED + ".onion"])
 def test_service_id_rejects(bad: str) -> None:
     with pytest.raises(ValueError):
         service_id(bad)
+
+
+def test_service_id_takes_the_address_with_or_without_onion() -> None:
+    assert service_id(ONION) == service_id(f" {ONION.upper()}.onion\n") == ONION
+
+
+def test_command_refuses_a_mistyped_address(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "onionpost", "owner-key", "new", "laptop", "--onion", MISTYPED,
+         "--client-dir", str(tmp_path / "auth")], capture_output=True, text=True)
+    assert result.returncode == 64
+    assert "wrong checksum in the onion address" in result.stderr
+    assert not (tmp_path / "auth").exists()
 
 
 def test_command_writes_both_files(tmp_path: Path) -> None:

@@ -8,18 +8,19 @@ import threading
 
 from python_socks import ProxyError
 
-from onionpost.fetch.tor_connect import EX_TEMPFAIL, EX_UNAVAILABLE, explain, relay
+from onionpost.tor.proxy_command import EX_TEMPFAIL, EX_UNAVAILABLE, explain, relay
+from onionpost.tor.socks import refusal
 
 
 def test_tor_extended_errors() -> None:
     # python-socks keeps RFC 1928 codes in error_code and only names tor's own ones
-    code, text = explain(ProxyError("Invalid reply code: 0XF4"))
+    code, text = explain(refusal(ProxyError("Invalid reply code: 0XF4")))
     assert code == EX_UNAVAILABLE
     assert text == ("onion client authorization missing: this machine's tor has no key for "
                     "it (SOCKS error 0xf4)")
-    code, text = explain(ProxyError("Invalid reply code: 0XF0"))
+    code, text = explain(refusal(ProxyError("Invalid reply code: 0XF0")))
     assert code == EX_TEMPFAIL and "descriptor not found" in text
-    assert explain(ProxyError("Host unreachable", error_code=4)) == (
+    assert explain(refusal(ProxyError("Host unreachable", error_code=4))) == (
         EX_TEMPFAIL, "tor refused the connection: Host unreachable")
 
 

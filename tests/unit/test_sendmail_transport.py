@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from python_socks import ProxyError
 
-from onionpost.sender.transport import ONION_REPLIES, isolation_username, reply_code
+from onionpost.tor.socks import ONION_REPLIES, isolation_username, reply_code
 
 NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567.-", min_size=1, max_size=70)
 

@@ -1,4 +1,4 @@
-"""onionpost.tor's pure parts: bootstrap phase, pow-params, the HSFETCH outcome."""
+"""onionpost.tor.control's pure parts: bootstrap phase, pow-params, the HSFETCH outcome."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from onionpost.tor import (
+from onionpost.tor.control import (
     Bootstrap,
     FetchOutcome,
     PowState,

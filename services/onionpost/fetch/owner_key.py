@@ -1,70 +1,19 @@
 """`onionpost owner-key new NAME`: an x25519 key pair for an owner-only (client-authorized)
-onion service, in the file forms tor reads on each side."""
+onion service (onionpost.tor.client_auth), written where tor reads it on each side."""
 
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
-
 from onionpost.settings import Settings
+from onionpost.tor.client_auth import OwnerKey
 
 EX_OK, EX_USAGE, EX_CANTCREAT = 0, 64, 73
-_ONION = re.compile(r"^([a-z2-7]{56})(\.onion)?$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def _b32(raw: bytes) -> str:
-    return base64.b32encode(raw).decode().rstrip("=")
-
-
-@dataclass(frozen=True)
-class OwnerKey:
-    private_raw: bytes
-    public_raw: bytes
-
-    @classmethod
-    def generate(cls) -> OwnerKey:
-        private = X25519PrivateKey.generate()
-        return cls(private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()),
-                   private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
-
-    @property
-    def public_b32(self) -> str:
-        return _b32(self.public_raw)
-
-    @property
-    def private_b64(self) -> str:
-        """The form tor's control port takes (ONION_CLIENT_AUTH_ADD ... x25519:<this>)."""
-        return base64.b64encode(self.private_raw).decode()
-
-    def service_line(self) -> str:
-        """authorized_clients/<name>.auth on the service."""
-        return f"descriptor:x25519:{self.public_b32}"
-
-    def client_line(self, onion: str) -> str:
-        """<ClientOnionAuthDir>/<name>.auth_private on the owner's machine."""
-        return f"{service_id(onion)}:descriptor:x25519:{_b32(self.private_raw)}"
-
-
-def service_id(onion: str) -> str:
-    """The 56 characters of a v3 onion address, without .onion; ValueError otherwise."""
-    match = _ONION.match(onion.strip().lower())
-    if not match:
-        raise ValueError(f"not a v3 onion address: {onion!r}")
-    return match.group(1)
 
 
 def write_private(path: Path, text: str, like: Path | None = None) -> None:

@@ -16,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
-from python_socks import ProxyConnectionError, ProxyError
-
 from onionpost.sender import pipelining
 from onionpost.sender.routing import Plan, Route
 
@@ -78,7 +76,12 @@ class UnreachableError(OSError):
 
 
 class DestinationRefusedError(Exception):
-    """A connector says the destination can never be reached (Tor: invalid onion address)."""
+    """A connector says the destination cannot be reached however often we try (Tor: invalid
+    onion address, or a client-authorization key we lack); `exit_code` says which kind."""
+
+    def __init__(self, reason: str, exit_code: int = os.EX_NOUSER) -> None:
+        super().__init__(reason)
+        self.exit_code = exit_code
 
 
 class _TemporaryError(Exception):
@@ -161,9 +164,9 @@ class DomainDelivery:
             step([r for r in recipients if self._pending(r)])
             return True
         except DestinationRefusedError as error:
-            self._fail(recipients, "permanent", str(error), os.EX_NOUSER)
+            self._fail(recipients, "permanent", str(error), error.exit_code)
             return True
-        except (_TemporaryError, OSError, smtplib.SMTPException, ProxyError) as error:
+        except (_TemporaryError, OSError, smtplib.SMTPException) as error:
             detail = _error_text(error)
             log.debug("event=try_failed recipients=%d reason=%r", len(recipients), detail)
             self._fail(recipients, "temporary", detail, os.EX_TEMPFAIL)
@@ -318,10 +321,6 @@ def _error_text(error: BaseException) -> str:
         return _text(error.smtp_code, error.smtp_error)
     if isinstance(error, _TemporaryError | UnreachableError):
         return str(error)
-    if isinstance(error, ProxyConnectionError):
-        return f"Tor is not reachable: {error.strerror}"
     if isinstance(error, TimeoutError | socket.timeout):
         return "timed out (the onion service did not answer in time)"
-    if isinstance(error, ProxyError):
-        return f"cannot reach the onion service: Tor says {error}"
     return f"connection to the onion service failed: {error}"

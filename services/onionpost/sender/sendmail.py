@@ -38,7 +38,8 @@ Reads a message on stdin and delivers it over Tor to each recipient's onion (por
                   ONIONPOST_SEND_QUEUE=on)
 Recipients may be names from the address book (`onionpost contacts`).
 Exit codes: 0 sent, 64 usage, 65 bad message, 67 unknown or non-onion recipient,
-69 refused by the server, 75 try again later, 78 configuration."""
+69 refused by the server (or its onion wants a key we lack), 75 try again
+later, 78 configuration."""
 
 
 def main(argv: list[str], settings: Settings) -> int:

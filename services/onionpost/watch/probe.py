@@ -13,21 +13,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import stem
-from python_socks import ProxyError, ProxyTimeoutError
-from python_socks.sync import Proxy
 from stem.control import Controller, EventType
 from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
 from stem.response.events import HSDescEvent
 
+from onionpost.settings import Settings
 from onionpost.tor import service_id
-from onionpost.tor_socks import reply_code
+from onionpost.tor import socks as tor_socks
 
 FETCH_ATTEMPTS = 3  # a client tries further HSDirs when one lacks the descriptor
 QUIET_SECONDS = 2.0  # HSFETCH that starts no request within this: tor rate-limited it
 # Tor's SOCKS ExtendedErrors (SocksPort ... ExtendedErrors): which step of the path failed.
-SOCKS_STAGES = {0xF0: "descriptor", 0xF1: "descriptor", 0xF4: "descriptor", 0xF5: "descriptor",
-                0xF2: "introduction", 0xF7: "introduction", 0xF3: "connection",
-                0xF6: "connection"}
 
 
 @dataclass(frozen=True)
@@ -143,16 +139,16 @@ def _intro_points(controller: Controller, address: str) -> int:
 # --- the SMTP greeting through a new circuit ----------------------------------------------
 def open_stream(socks: str, address: str, port: int, timeout: float) -> socket.socket:
     """A stream on a circuit of its own: a new SOCKS username each time (IsolateSOCKSAuth)."""
-    isolation = uuid.uuid4().hex
-    proxy = Proxy.from_url(f"socks5://watch-{isolation}:x@{socks}", rdns=True)
+    isolation = f"watch-{uuid.uuid4().hex}"
     try:
-        return proxy.connect(address, port, timeout=timeout)
-    except ProxyTimeoutError:
+        return tor_socks.connect(Settings.hostport(socks), address, port, timeout, isolation)
+    except tor_socks.CircuitTimeoutError:
         raise ProbeFailedError("connection", "timed out") from None
-    except ProxyError as error:
-        code = reply_code(error)
-        stage = SOCKS_STAGES.get(code or 0, "connection")
-        raise ProbeFailedError(stage, f"SOCKS {code:#04x}" if code else str(error)) from None
+    except tor_socks.StreamRefusedError as error:
+        reply = error.onion_reply
+        stage = reply.stage if reply else "connection"
+        detail = f"SOCKS {error.code:#04x}" if error.code else error.detail
+        raise ProbeFailedError(stage, detail) from None
     except OSError as error:
         detail = f"tor's SOCKS port: {error.strerror or error}"
         raise ProbeFailedError("connection", detail) from None
