@@ -48,7 +48,8 @@ def test_bad_value_stops_the_program_with_one_line() -> None:
 def test_env_example_lists_every_setting_with_its_default() -> None:
     text = (REPO / ".env.example").read_text()
     listed = dict(re.findall(r"^(ONIONPOST_\w+)=(.*)$", text, re.MULTILINE))
-    fields = {f"ONIONPOST_{name.upper()}": name for name in Settings.model_fields}
+    fields = {str(field.validation_alias or f"ONIONPOST_{name.upper()}"): name
+              for name, field in Settings.model_fields.items()}
     assert set(listed) == set(fields)
     example = Settings(**{name: value for key, name in fields.items()
                           if (value := listed[key]) != ""})

@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import socket
 
-from python_socks import ProxyError, ProxyType
+from python_socks import ProxyConnectionError, ProxyError, ProxyType
 from python_socks.sync import Proxy
 
-from onionpost.sender.delivery import Connector, DestinationRefusedError, UnreachableError
+from onionpost.sender.delivery import (
+    Connector,
+    DestinationRefusedError,
+    TorNotRunningError,
+    UnreachableError,
+)
 from onionpost.tor_socks import reply_code
 
 # Tor's SOCKS5 replies for onion services (SocksPort ... ExtendedErrors, tor 0.4.3+).
@@ -33,12 +39,22 @@ def isolation_username(destination: str) -> str:
     return f"onionpost-{digest}"
 
 
+def tor_not_running(error: ProxyConnectionError) -> bool:
+    """Our own SOCKS port refused the connection: nothing listens there, tor is not
+    running (not the network or the destination: retrying in seconds will not help)."""
+    return error.errno == errno.ECONNREFUSED
+
+
 def tor_connector(socks_host: str, socks_port: int) -> Connector:
     def connect(host: str, port: int, timeout: float) -> socket.socket:
         proxy = Proxy(ProxyType.SOCKS5, socks_host, socks_port,
                       username=isolation_username(host), password="onionpost", rdns=True)
         try:
             sock = proxy.connect(host, port, timeout=timeout)
+        except ProxyConnectionError as error:
+            if tor_not_running(error):
+                raise TorNotRunningError(socks_host, socks_port) from None
+            raise
         except ProxyError as error:
             code = reply_code(error)
             if code == INVALID_ADDRESS:
