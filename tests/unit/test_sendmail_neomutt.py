@@ -99,7 +99,8 @@ def test_the_outbox_is_on_and_the_cron_line_is_printed(
     assert neomutt.main([], Settings(domain=OURS, address_book=book)) == 0
     output = capsys.readouterr()
     [cron] = [line for line in output.err.splitlines() if line.startswith("*/5 * * * * ")]
-    command = cron.split()[5]
+    assert cron.split()[5] == f"ONIONPOST_DOMAIN={OURS}"  # cron has no shell variables
+    command = cron.split()[6]
     assert cron.endswith(" send-queue")
     assert Path(command).is_absolute() and Path(command).name == "onionpost"  # cron's PATH
     assert f"#   {cron}\n" in output.out  # the config says it too
@@ -115,3 +116,11 @@ def test_from_follows_onionpost_from(identity: str, expected: str, tmp_path: Pat
     """neomutt and `mail -s` (ONIONPOST_FROM in sendmail) send as the same address."""
     path = config(tmp_path, capsys, from_address=identity)
     assert ask_neomutt(path, "from")["from"] == expected
+
+
+def test_the_cron_line_carries_the_queue_settings_given() -> None:
+    settings = Settings(domain=OURS, tor_socks="127.0.0.1:9150", outbox="/home/a b/out%1",
+                        address_book="/elsewhere")
+    line = neomutt.cron_line("/opt/onionpost", neomutt.queue_environment(settings))
+    assert line == (f"*/5 * * * * ONIONPOST_DOMAIN={OURS} ONIONPOST_TOR_SOCKS=127.0.0.1:9150"
+                    " ONIONPOST_OUTBOX='/home/a b/out\\%1' /opt/onionpost send-queue")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ DEFAULT_FOLDER = "~/mail/"
 DEFAULT_USER = "anon"  # the seed's `set from = anon`, now at our onion
 FOLDERS = ("inbox", "sent", "drafts", "trash")
 SENDMAIL = "onionpost-sendmail -oi --queue"
+# What send-queue reads: cron gets none of the shell's variables, so the line carries these.
+QUEUE_SETTINGS = ("domain", "onion_hostname_file", "tor_socks", "send_starttls",
+                  "send_timeout", "outbox", "queue_lifetime", "local_inbox")
 
 _SEED_DISPLAY = """\
 # --- reading (the seed's settings) ---
@@ -54,9 +58,16 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-def cron_line(command: str = "onionpost") -> str:
-    """The crontab line that delivers the outbox every 5 minutes."""
-    return f"*/5 * * * * {command} send-queue"
+def cron_line(command: str = "onionpost", env: dict[str, str] | None = None) -> str:
+    """The crontab line that delivers the outbox every 5 minutes (`%` is a newline to cron)."""
+    assignments = "".join(f"{name}={shlex.quote(value)} " for name, value in (env or {}).items())
+    return f"*/5 * * * * {assignments}{command} send-queue".replace("%", "\\%")
+
+
+def queue_environment(settings: Settings) -> dict[str, str]:
+    """The send-queue settings given in this environment, as variables for the cron line."""
+    return {f"ONIONPOST_{name.upper()}": str(getattr(settings, name))
+            for name in QUEUE_SETTINGS if name in settings.model_fields_set}
 
 
 def installed_command() -> str:
@@ -127,7 +138,7 @@ def main(argv: list[str], settings: Settings) -> int:
     sender = args.sender or settings.from_address or DEFAULT_USER
     if "@" not in sender:
         sender = f"{sender}@{_own_domain(settings)}"
-    cron = cron_line(installed_command())
+    cron = cron_line(installed_command(), queue_environment(settings))
     sys.stdout.write(render(sender, contacts.load(settings.address_book), args.folder, cron))
     print(f"neomutt-config: queued mail leaves with `onionpost send-queue`: add this line"
           f" to your crontab (crontab -e):\n{cron}", file=sys.stderr)
