@@ -68,3 +68,19 @@ def test_session_lifetime_defaults_to_the_data_timeout_and_five_minutes() -> Non
     assert Settings().lifetime() == 600 + 300
     assert Settings(data_timeout=60).lifetime() == 360
     assert Settings(data_timeout=60, session_lifetime=30).lifetime() == 30
+
+
+@pytest.mark.parametrize("value", ["me@x.onion", "me", ""])
+def test_onionpost_from_takes_an_address_or_a_name(value: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONIONPOST_FROM", value)
+    assert load_settings().from_address == value
+
+
+@pytest.mark.parametrize("value", ["me@x.onion\nBcc: spy@y.onion", "Me <me@x.onion>",
+                                   "a@b@c", "me@x.onion, you@y.onion", "me @x.onion"])
+def test_onionpost_from_refuses_what_would_break_the_from_header(
+        value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONIONPOST_FROM", value)
+    with pytest.raises(ConfigError, match=r"^ONIONPOST_FROM: expected one address"):
+        load_settings()
