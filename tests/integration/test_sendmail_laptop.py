@@ -11,6 +11,7 @@ import email.policy
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -191,3 +192,54 @@ def test_neomutt_with_its_generated_config_never_waits_for_tor(
     message = stored(alice)
     assert message["Subject"] == "from neomutt"
     assert message["From"] == f"anon <anon@{OURS}>"
+
+
+def _screen(server: str) -> str:
+    return subprocess.run(["tmux", "-L", server, "capture-pane", "-p", "-t", "laptop"],
+                          capture_output=True, text=True, check=False).stdout
+
+
+def _keys(server: str, *keys: str) -> None:
+    subprocess.run(["tmux", "-L", server, "send-keys", "-t", "laptop", *keys], check=True)
+
+
+@pytest.mark.skipif(shutil.which("neomutt") is None or shutil.which("tmux") is None,
+                    reason="neomutt or tmux is not installed (make system-deps)")
+def test_an_interactive_neomutt_send_returns_at_once_with_tor_stopped(
+        alice: IngestProcess, laptop: dict[str, str], tmp_path: Path) -> None:
+    """As the owner types it, in tmux: m, To, Subject, the editor, y. With tor stopped the
+    compose screen closes after one connection attempt and the mail is in the outbox."""
+    home = Path(laptop["HOME"])
+    for box in ("inbox", "sent", "drafts", "trash"):
+        maildir.ensure(home / "mail" / box)
+    socks = free_port()
+    env = {**laptop, "ONIONPOST_TOR_SOCKS": f"127.0.0.1:{socks}", "TERM": "xterm"}
+    editor = tmp_path / "editor"  # the owner's editor, writing the body without a screen
+    editor.write_text('#!/bin/sh\necho "typed in neomutt" >> "$1"\n')
+    editor.chmod(0o755)
+    config = home / "neomutt.config"
+    config.write_text(run([ONIONPOST, "neomutt-config"], env, stdin=b"").stdout
+                      + f'set editor = "{editor}"\n')
+    server = f"laptop-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["tmux", "-L", server, "new-session", "-d", "-s", "laptop", "-x", "120",
+                    "-y", "30", f"neomutt -F {config}"], env=env, check=True)
+    try:
+        wait_for(lambda: "inbox" in _screen(server), what="neomutt's index")
+        _keys(server, "m")
+        wait_for(lambda: "To:" in _screen(server), what="the To prompt")
+        _keys(server, f"bob@{ALICE}", "Enter")
+        wait_for(lambda: "Subject:" in _screen(server), what="the Subject prompt")
+        _keys(server, "from tmux", "Enter")
+        wait_for(lambda: "y:Send" in _screen(server), what="the compose screen")
+        _keys(server, "y")
+        wait_for(lambda: "Mail sent" in _screen(server), timeout=60, what="Mail sent")
+    finally:
+        subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
+    assert connections_to(laptop, socks) == 1  # one try, no retry delays in the foreground
+    with SlowRelay(0.0, {ALICE: alice.port}) as relay:
+        delivered = run([ONIONPOST, "send-queue", "--flush"], laptop, stdin=b"",
+                        ONIONPOST_TOR_SOCKS=f"127.0.0.1:{relay.port}")
+    assert delivered.returncode == 0, delivered.stderr
+    message = stored(alice)
+    assert message["Subject"] == "from tmux"
+    assert "typed in neomutt" in message.get_content()
