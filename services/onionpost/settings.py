@@ -40,6 +40,10 @@ def parse_delays(value: object) -> object:
 RetryDelays = Annotated[tuple[Annotated[float, Field(ge=0)], ...],
                         NoDecode, BeforeValidator(parse_delays)]
 
+# One address or a bare user name: no spaces, angle brackets or line breaks (it becomes a
+# From header).
+_SENDER_RE = re.compile(r"^[^\s<>@,;\"]+(@[^\s<>@,;\"]+)?$")
+
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 
@@ -70,12 +74,16 @@ class Settings(BaseSettings):
 
     # env_ignore_empty: `VAR=` (as .env.example writes unset values) means "use the default".
     model_config = SettingsConfigDict(
-        env_prefix="ONIONPOST_", extra="ignore", env_ignore_empty=True)
+        env_prefix="ONIONPOST_", extra="ignore", env_ignore_empty=True, populate_by_name=True)
 
     # --- identity ---------------------------------------------------------------
     domain: str = Field("", description="our onion domain; empty: read onion_hostname_file")
     onion_hostname_file: Path = Field(
         Path("/var/lib/tor/onionpost/hostname"), description="tor's hostname file")
+    # `from` is a Python keyword: the field has another name, the variable is ONIONPOST_FROM.
+    from_address: str = Field(
+        "", validation_alias="ONIONPOST_FROM", description="sendmail's sender when a message "
+        "has no From and no -f; empty: anon@<our onion>, as neomutt-config writes")
 
     # --- ingest -----------------------------------------------------------------
     ingest_listen: str = Field("127.0.0.1:2525", description="host:port ingest binds to")
@@ -196,6 +204,13 @@ class Settings(BaseSettings):
             _split_hostport(value)
         return value
 
+    @field_validator("from_address")
+    @classmethod
+    def _check_from_address(cls, value: str) -> str:
+        if value and not _SENDER_RE.match(value):
+            raise ValueError("expected one address (user@<onion>) or a bare user name")
+        return value
+
     @field_validator("domain")
     @classmethod
     def _normalise_domain(cls, value: str) -> str:
@@ -229,6 +244,12 @@ def with_password(url: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{host}"))
 
 
+def _variable(field: str) -> str:
+    """The environment variable of a field (or of its alias, ONIONPOST_FROM)."""
+    name = field.upper()
+    return name if name.startswith("ONIONPOST_") else f"ONIONPOST_{name}"
+
+
 class ConfigError(Exception):
     """A configuration problem, said in one line."""
 
@@ -242,5 +263,5 @@ def load_settings(**overrides: object) -> Settings:
         message = str(first["msg"]).removeprefix("Value error, ")
         if not first["loc"]:  # the one check of the whole model; its input is every setting
             raise ConfigError(f"ONIONPOST_SECRETS_DIR: {message}") from None
-        name = "ONIONPOST_" + str(first["loc"][0]).upper()
+        name = _variable(str(first["loc"][0]))
         raise ConfigError(f"{name}: {message} (got {first.get('input')!r})") from None

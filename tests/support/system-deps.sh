@@ -5,7 +5,7 @@ set -euo pipefail
 declare -A PACKAGE_OF=(
   [redis-server]=redis-server [swaks]=swaks [tor]=tor [tor-gencert]=tor
   [neomutt]=neomutt [smtp-source]=postfix [postfix]=postfix [sshd]=openssh-server
-  [ssh]=openssh-client [rsync]=rsync [debootstrap]=debootstrap
+  [ssh]=openssh-client [rsync]=rsync [debootstrap]=debootstrap [bsd-mailx]=bsd-mailx
 )
 declare -A PATH_OF=([sshd]=/usr/sbin/sshd [postfix]=/usr/sbin/postfix)
 

@@ -17,14 +17,16 @@ OURS = onion.from_public_key(Ed25519PrivateKey.generate().public_key().public_by
 FRANK = f"frank@{onion.from_public_key(bytes(32))}"
 
 
-def config(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> Path:
+def config(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str,
+           **settings: str) -> Path:
     book = tmp_path / "contacts"
     book.write_text(f"frank {FRANK}\n")
     mail = tmp_path / "mail"
     for folder in neomutt.FOLDERS:
         for sub in ("cur", "new", "tmp"):
             (mail / folder / sub).mkdir(parents=True, exist_ok=True)
-    code = neomutt.main(["--folder", str(mail), *argv], Settings(domain=OURS, address_book=book))
+    code = neomutt.main(["--folder", str(mail), *argv],
+                        Settings(domain=OURS, address_book=book, **settings))
     assert code == 0
     path = tmp_path / "neomuttrc"
     path.write_text(capsys.readouterr().out)
@@ -48,7 +50,7 @@ def test_neomutt_reads_the_sending_settings(tmp_path: Path,
     values = ask_neomutt(config(tmp_path, capsys), "sendmail", "from", "hostname", "folder",
                          "spool_file", "record", "postponed", "trash", "mbox_type",
                          "user_agent", "real_name")
-    assert values["sendmail"] == "onionpost-sendmail -oi"
+    assert values["sendmail"] == "onionpost-sendmail -oi --queue"  # the outbox is on
     assert values["from"] == f"anon@{OURS}"
     assert values["hostname"] == OURS
     assert values["mbox_type"].lower() == "maildir"
@@ -89,3 +91,36 @@ def test_unknown_onion_is_a_config_error(tmp_path: Path) -> None:
     settings = Settings(domain="", onion_hostname_file=tmp_path / "missing")
     with pytest.raises(ConfigError):
         neomutt.main([], settings)
+
+
+def test_the_outbox_is_on_and_the_cron_line_is_printed(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    book = tmp_path / "contacts"
+    assert neomutt.main([], Settings(domain=OURS, address_book=book)) == 0
+    output = capsys.readouterr()
+    [cron] = [line for line in output.err.splitlines() if line.startswith("*/5 * * * * ")]
+    assert cron.split()[5] == f"ONIONPOST_DOMAIN={OURS}"  # cron has no shell variables
+    command = cron.split()[6]
+    assert cron.endswith(" send-queue")
+    assert Path(command).is_absolute() and Path(command).name == "onionpost"  # cron's PATH
+    assert f"#   {cron}\n" in output.out  # the config says it too
+    assert 'set sendmail = "onionpost-sendmail -oi --queue"\n' in output.out
+
+
+@pytest.mark.parametrize(("identity", "expected"), [
+    (f"ann@{OURS}", f"ann@{OURS}"),
+    ("ann", f"ann@{OURS}"),
+])
+def test_from_follows_onionpost_from(identity: str, expected: str, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """neomutt and `mail -s` (ONIONPOST_FROM in sendmail) send as the same address."""
+    path = config(tmp_path, capsys, from_address=identity)
+    assert ask_neomutt(path, "from")["from"] == expected
+
+
+def test_the_cron_line_carries_the_queue_settings_given() -> None:
+    settings = Settings(domain=OURS, tor_socks="127.0.0.1:9150", outbox="/home/a b/out%1",
+                        address_book="/elsewhere")
+    line = neomutt.cron_line("/opt/onionpost", neomutt.queue_environment(settings))
+    assert line == (f"*/5 * * * * ONIONPOST_DOMAIN={OURS} ONIONPOST_TOR_SOCKS=127.0.0.1:9150"
+                    " ONIONPOST_OUTBOX='/home/a b/out\\%1' /opt/onionpost send-queue")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from python_socks import ProxyError
+from python_socks import ProxyConnectionError, ProxyError
+from tests.support.net import free_port
 
-from onionpost.tor.socks import ONION_REPLIES, isolation_username, reply_code
+from onionpost.sender.delivery import TorNotRunningError
+from onionpost.sender.transport import tor_connector
+from onionpost.tor.socks import ONION_REPLIES, isolation_username, nothing_listens, reply_code
 
 NAMES = st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567.-", min_size=1, max_size=70)
 
@@ -32,3 +38,19 @@ def test_tor_extended_replies_are_read_from_the_message() -> None:
 def test_standard_replies_keep_their_code() -> None:
     assert reply_code(ProxyError("Host unreachable", error_code=4)) == 4
     assert reply_code(ProxyError("Malformed connect reply")) is None
+
+
+@pytest.mark.parametrize(("code", "not_running"), [
+    (errno.ECONNREFUSED, True),     # nothing listens on our SOCKS port
+    (errno.ETIMEDOUT, False), (errno.EHOSTUNREACH, False), (errno.ENETUNREACH, False),
+])
+def test_only_a_refused_socks_port_means_tor_is_not_running(code: int,
+                                                            not_running: bool) -> None:
+    error = ProxyConnectionError(code, "Could not connect to proxy 127.0.0.1:9050")
+    assert nothing_listens(error) is not_running
+
+
+def test_a_closed_socks_port_names_the_configured_address() -> None:
+    port = free_port()
+    with pytest.raises(TorNotRunningError, match=f"^tor is not running at 127.0.0.1:{port}$"):
+        tor_connector("127.0.0.1", port)("x.onion", 25, 5.0)

@@ -48,7 +48,8 @@ def test_bad_value_stops_the_program_with_one_line() -> None:
 def test_env_example_lists_every_setting_with_its_default() -> None:
     text = (REPO / ".env.example").read_text()
     listed = dict(re.findall(r"^(ONIONPOST_\w+)=(.*)$", text, re.MULTILINE))
-    fields = {f"ONIONPOST_{name.upper()}": name for name in Settings.model_fields}
+    fields = {str(field.validation_alias or f"ONIONPOST_{name.upper()}"): name
+              for name, field in Settings.model_fields.items()}
     assert set(listed) == set(fields)
     example = Settings(**{name: value for key, name in fields.items()
                           if (value := listed[key]) != ""})
@@ -86,3 +87,19 @@ def test_missing_redis_password_is_one_clear_line(
     message = str(raised.value)
     assert message.startswith(f"ONIONPOST_SECRETS_DIR: {tmp_path}/redis-password is unreadable")
     assert "never-shown" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["me@x.onion", "me", ""])
+def test_onionpost_from_takes_an_address_or_a_name(value: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONIONPOST_FROM", value)
+    assert load_settings().from_address == value
+
+
+@pytest.mark.parametrize("value", ["me@x.onion\nBcc: spy@y.onion", "Me <me@x.onion>",
+                                   "a@b@c", "me@x.onion, you@y.onion", "me @x.onion"])
+def test_onionpost_from_refuses_what_would_break_the_from_header(
+        value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ONIONPOST_FROM", value)
+    with pytest.raises(ConfigError, match=r"^ONIONPOST_FROM: expected one address"):
+        load_settings()

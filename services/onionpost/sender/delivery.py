@@ -37,6 +37,7 @@ class Result:
     status: Status
     detail: str
     exit_code: int = 0
+    local: bool = False  # the failure is on this machine (tor not running), not the receiver
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,14 @@ def may_commit(failures: list[Result], partial: bool, queue: bool = False) -> bo
 
 class UnreachableError(OSError):
     """A connector could not reach the destination this time; the text says why."""
+
+
+class TorNotRunningError(UnreachableError):
+    """The local Tor SOCKS port refused the connection: no try can succeed until tor runs,
+    so there is no retry (the outbox, if on, retries later)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"tor is not running at {host}:{port}")
 
 
 class DestinationRefusedError(Exception):
@@ -166,17 +175,21 @@ class DomainDelivery:
         except DestinationRefusedError as error:
             self._fail(recipients, "permanent", str(error), error.exit_code)
             return True
+        except TorNotRunningError as error:  # temporary, but not worth another try now
+            self._fail(recipients, "temporary", str(error), os.EX_TEMPFAIL, local=True)
+            return True
         except (_TemporaryError, OSError, smtplib.SMTPException) as error:
             detail = _error_text(error)
             log.debug("event=try_failed recipients=%d reason=%r", len(recipients), detail)
             self._fail(recipients, "temporary", detail, os.EX_TEMPFAIL)
             return False
 
-    def _fail(self, recipients: list[str], status: Status, detail: str, code: int) -> None:
+    def _fail(self, recipients: list[str], status: Status, detail: str, code: int,
+              local: bool = False) -> None:
         self._close()
         for recipient in recipients:
             if self._pending(recipient):
-                self.results[recipient] = Result(recipient, status, detail, code)
+                self.results[recipient] = Result(recipient, status, detail, code, local)
         self.accepted = []
 
     def _pending(self, recipient: str) -> bool:

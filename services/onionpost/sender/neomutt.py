@@ -1,12 +1,16 @@
 """`onionpost neomutt-config`: a neomutt configuration for onionpost users. The seed's
 Maildir folders and display settings stay; its per-contact send-hooks become aliases from
-the address book, and every message leaves through `onionpost-sendmail`."""
+the address book, and every message leaves through `onionpost-sendmail --queue`: a send never
+waits for retries, the outbox and `onionpost send-queue` (cron) do them."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import shutil
 import sys
+from pathlib import Path
 
 from onionpost.sender import contacts
 from onionpost.sender.contacts import AddressBook
@@ -15,6 +19,10 @@ from onionpost.settings import ConfigError, Settings
 DEFAULT_FOLDER = "~/mail/"
 DEFAULT_USER = "anon"  # the seed's `set from = anon`, now at our onion
 FOLDERS = ("inbox", "sent", "drafts", "trash")
+SENDMAIL = "onionpost-sendmail -oi --queue"
+# What send-queue reads: cron gets none of the shell's variables, so the line carries these.
+QUEUE_SETTINGS = ("domain", "onion_hostname_file", "tor_socks", "send_starttls",
+                  "send_timeout", "outbox", "queue_lifetime", "local_inbox")
 
 _SEED_DISPLAY = """\
 # --- reading (the seed's settings) ---
@@ -50,7 +58,26 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-def render(own_address: str, book: AddressBook, folder: str = DEFAULT_FOLDER) -> str:
+def cron_line(command: str = "onionpost", env: dict[str, str] | None = None) -> str:
+    """The crontab line that delivers the outbox every 5 minutes (`%` is a newline to cron)."""
+    assignments = "".join(f"{name}={shlex.quote(value)} " for name, value in (env or {}).items())
+    return f"*/5 * * * * {assignments}{command} send-queue".replace("%", "\\%")
+
+
+def queue_environment(settings: Settings) -> dict[str, str]:
+    """The send-queue settings given in this environment, as variables for the cron line."""
+    return {f"ONIONPOST_{name.upper()}": str(getattr(settings, name))
+            for name in QUEUE_SETTINGS if name in settings.model_fields_set}
+
+
+def installed_command() -> str:
+    """`onionpost` by its full path when we find it: cron's PATH is only /usr/bin:/bin."""
+    found = shutil.which("onionpost", path=str(Path(sys.executable).parent))
+    return found or shutil.which("onionpost") or "onionpost"
+
+
+def render(own_address: str, book: AddressBook, folder: str = DEFAULT_FOLDER,
+           cron: str | None = None) -> str:
     domain = own_address.rpartition("@")[2]
     folder = folder if folder.endswith("/") else folder + "/"
     aliases = "".join(f"alias {name} {address}\n" for name, address in book.entries.items())
@@ -70,7 +97,10 @@ set mail_check = 5
 mailboxes +inbox +sent +drafts +trash
 
 # --- sending: any user@<onion> recipient goes straight to that onion over Tor ---
-set sendmail = "onionpost-sendmail -oi"
+# --queue: one try, then an onion that is down (or tor not running) waits in the outbox and
+# a send never hangs. `onionpost send-queue` delivers the outbox; in your crontab:
+#   {cron or cron_line()}
+set sendmail = {_quote(SENDMAIL)}
 set sendmail_wait = 0
 set use_envelope_from = no
 set from = {_quote(own_address)}
@@ -99,11 +129,17 @@ def main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--folder", default=DEFAULT_FOLDER,
                         help=f"the Maildir folder root (default {DEFAULT_FOLDER})")
     parser.add_argument("--from", dest="sender",
-                        help=f"our address (default {DEFAULT_USER}@<our onion>)")
+                        help=f"our address (default ONIONPOST_FROM, else {DEFAULT_USER}@<our"
+                        " onion>)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:
         return os.EX_USAGE if done.code else 0
-    sender = args.sender or f"{DEFAULT_USER}@{_own_domain(settings)}"
-    sys.stdout.write(render(sender, contacts.load(settings.address_book), args.folder))
+    sender = args.sender or settings.from_address or DEFAULT_USER
+    if "@" not in sender:
+        sender = f"{sender}@{_own_domain(settings)}"
+    cron = cron_line(installed_command(), queue_environment(settings))
+    sys.stdout.write(render(sender, contacts.load(settings.address_book), args.folder, cron))
+    print(f"neomutt-config: queued mail leaves with `onionpost send-queue`: add this line"
+          f" to your crontab (crontab -e):\n{cron}", file=sys.stderr)
     return 0

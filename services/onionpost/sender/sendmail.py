@@ -1,7 +1,7 @@
 """`onionpost sendmail` / `onionpost-sendmail`: a sendmail(8) that delivers every
 `user@<onion>` recipient straight to that onion's port 25 over Tor. It tries a few times,
 then says 75 ("try later") and the mail client keeps the message; with the outbox on
-(--queue, ONIONPOST_SEND_QUEUE=on) it queues it instead for `onionpost send-queue`."""
+(--queue, ONIONPOST_SEND_QUEUE=on) it tries once and queues it for `onionpost send-queue`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -17,6 +18,7 @@ from onionpost import onion
 from onionpost.sender import contacts, delivery, hygiene, invocation, message, outbox, routing
 from onionpost.sender.bounce import NO_DOMAIN
 from onionpost.sender.delivery import Connector, Options, Result
+from onionpost.sender.neomutt import DEFAULT_USER
 from onionpost.sender.transport import tor_connector
 from onionpost.settings import ConfigError, Settings
 
@@ -28,12 +30,12 @@ USAGE = f"""usage: {PROG} [-t] [-i | -oi] [-f SENDER] [-F NAME] [-v] [--partial]
 Reads a message on stdin and delivers it over Tor to each recipient's onion (port 25).
   -t              also send to the To, Cc and Bcc addresses of the message
   -i, -oi         a line with a lone "." does not end the message
-  -f SENDER       envelope sender (default: the From address)
+  -f SENDER       envelope sender (default: the From address, else ONIONPOST_FROM)
   -F NAME         full name for the From header, when the message has none
   -v              print one line per delivered recipient too
   --partial       send to the valid recipients even if others are refused
   --keep-headers  keep User-Agent and X-Mailer (removed by default)
-  --queue         a destination still down after the tries: queue the message in the
+  --queue         a destination down at the first try: queue the message in the
                   outbox (`onionpost send-queue` retries it) and exit 0 (as
                   ONIONPOST_SEND_QUEUE=on)
 Recipients may be names from the address book (`onionpost contacts`).
@@ -71,18 +73,20 @@ def send(call: invocation.Invocation, raw: bytes, settings: Settings,
         print(f"{PROG}: no recipients (give them as arguments, or -t with To/Cc/Bcc)", file=err)
         return os.EX_USAGE
     own = own_domain(settings)
-    sender = envelope_sender(call.sender, draft, own)
+    sender = envelope_sender(call.sender, draft, own, identity(settings, own))
     if not sender:
-        print(f"{PROG}: no sender: the message has no From header and no -f was given",
-              file=err)
+        print(f"{PROG}: no sender: the message has no From header, no -f was given and"
+              " neither ONIONPOST_FROM nor our onion (ONIONPOST_DOMAIN) is set", file=err)
         return os.EX_DATAERR
     domain = own or outbox.domain_of(sender) or NO_DOMAIN
     stamp = hygiene.Stamp(datetime.now(UTC), hygiene.message_id(secrets.token_hex(16), domain))
     hygiene.clean(draft, stamp, sender=sender, full_name=call.full_name,
                   keep_headers=call.keep_headers, expand=lookup)
-    options = delivery_options(settings, own, sender, sleep)
-    body = draft.to_bytes()
     use_queue = call.queue or settings.send_queue == "on"
+    options = delivery_options(settings, own, sender, sleep)
+    if use_queue:  # one try here; the retries are send-queue's, never the mail client's wait
+        options = replace(options, retry_delays=())
+    body = draft.to_bytes()
     results = delivery.deliver(routing.plan(recipients, lookup), sender, body,
                                connector, options, call.partial, use_queue)
     if use_queue and outbox.queueable(results):
@@ -115,11 +119,21 @@ def own_domain(settings: Settings) -> str | None:
         return None
 
 
-def envelope_sender(given: str | None, draft: message.Draft, own: str | None) -> str | None:
-    """-f, else the From address; a bare name ("anon", as in the seed's neomutt config) is
-    qualified with our onion when we know it."""
+def identity(settings: Settings, own: str | None) -> str | None:
+    """This machine's sender address: ONIONPOST_FROM, else anon@<our onion> (what
+    `onionpost neomutt-config` writes); None when we know neither."""
+    if settings.from_address:
+        return settings.from_address
+    return f"{DEFAULT_USER}@{own}" if own else None
+
+
+def envelope_sender(given: str | None, draft: message.Draft, own: str | None,
+                    fallback: str | None = None) -> str | None:
+    """-f, else the From address, else `fallback` (ONIONPOST_FROM: `mail -s` and cron write
+    no From); a bare name ("anon", as in the seed's neomutt config) is qualified with our
+    onion when we know it."""
     froms = [address for _, address in draft.addresses("from") if address]
-    sender = given or (froms[0] if froms else None)
+    sender = given or (froms[0] if froms else None) or fallback
     if sender and "@" not in sender and own:
         return f"{sender}@{own}"
     return sender
@@ -141,7 +155,15 @@ def delivery_options(settings: Settings, own: str | None, sender: str,
 
 
 def report(results: list[Result], tries: int, verbose: bool, err: TextIO, out: TextIO) -> None:
+    """One line per recipient not delivered; tor not running here is said once for all."""
+    local = [result for result in results if result.local]
+    if local:
+        count = f"{len(local)} recipient{'s' * (len(local) != 1)}"
+        print(f"{PROG}: {local[0].detail} (ONIONPOST_TOR_SOCKS): not sent to {count};"
+              " start tor and send again", file=err)
     for result in results:
+        if result.local:
+            continue
         if result.status == "sent":
             if verbose:
                 print(f"{result.recipient}: sent ({result.detail})", file=out)

@@ -6,7 +6,12 @@ from __future__ import annotations
 import os
 import socket
 
-from onionpost.sender.delivery import Connector, DestinationRefusedError, UnreachableError
+from onionpost.sender.delivery import (
+    Connector,
+    DestinationRefusedError,
+    TorNotRunningError,
+    UnreachableError,
+)
 from onionpost.tor import socks
 
 
@@ -15,6 +20,8 @@ def tor_connector(socks_host: str, socks_port: int) -> Connector:
         try:
             sock = socks.connect((socks_host, socks_port), host, port, timeout)
         except socks.SocksPortUnreachableError as error:
+            if error.refused:
+                raise TorNotRunningError(socks_host, socks_port) from None
             raise UnreachableError(f"Tor is not reachable: {error.detail}") from None
         except socks.StreamRefusedError as error:
             raise refused(error) from None

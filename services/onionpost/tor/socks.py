@@ -4,6 +4,7 @@ whether trying later can help, and python-socks' errors translated here, once.""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 import socket
@@ -72,7 +73,12 @@ class SocksError(OSError):
 
 
 class SocksPortUnreachableError(SocksError):
-    """Nothing answers on tor's SOCKS port."""
+    """Nothing answers on tor's SOCKS port; `refused`: the port said no at once (nothing
+    listens there: tor is not running), rather than a timeout or a network error."""
+
+    def __init__(self, detail: str, refused: bool = False) -> None:
+        super().__init__(detail)
+        self.refused = refused
 
 
 class CircuitTimeoutError(SocksError, TimeoutError):
@@ -109,6 +115,12 @@ def refusal(error: ProxyError) -> StreamRefusedError:
     return StreamRefusedError(str(error), reply_code(error))
 
 
+def nothing_listens(error: ProxyConnectionError) -> bool:
+    """Our own SOCKS port refused the connection: tor is not running (not the network or
+    the destination: retrying in seconds will not help)."""
+    return error.errno == errno.ECONNREFUSED
+
+
 def isolation_username(destination: str) -> str:
     """A SOCKS user name per destination: with IsolateSOCKSAuth (on by default), Tor never
     shares a circuit between two destinations, so no relay links one's correspondents."""
@@ -125,7 +137,7 @@ def connect(socks: tuple[str, int], host: str, port: int, timeout: float,
     try:
         return proxy.connect(host, port, timeout=timeout)
     except ProxyConnectionError as error:
-        raise SocksPortUnreachableError(str(error.strerror)) from None
+        raise SocksPortUnreachableError(str(error.strerror), nothing_listens(error)) from None
     except ProxyTimeoutError as error:
         raise CircuitTimeoutError(str(error)) from None
     except ProxyError as error:
