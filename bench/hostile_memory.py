@@ -66,7 +66,7 @@ def attack_unfinished_data() -> list[tuple[str, str, str, str, bool]]:
     """(attack, metric, value, goal, met) rows: RSS while the sessions hold their DATA, peak
     RSS once they all finished, and the honest sender's messages meanwhile."""
     sessions = int(os.environ.get("BENCH_ATTACK_SESSIONS", "30"))
-    size = int(os.environ.get("BENCH_ATTACK_MB", "9")) * MB
+    size = int(float(os.environ.get("BENCH_ATTACK_MB", "9")) * MB)
     with tempfile.TemporaryDirectory(prefix="onionpost-bench-memory-") as base:
         redis = RedisServer(Path(base) / "redis").start()
         ingest = IngestProcess(Path(base) / "inbox", DOMAIN, {
@@ -98,7 +98,7 @@ def _attack(ingest: IngestProcess, sessions: int, size: int) -> list[tuple[str, 
         honest.join()
     peak_mb = memory_kb(pid, "VmHWM") / 1024
     stored = sum(reply.startswith(b"250") for reply in replies)
-    shape = f"{sessions} x {size // MB} MB"
+    shape = f"{sessions} x {size / MB:g} MB"
     return [
         row(f"ingest RSS, {shape} unfinished (at rest {at_rest_mb:.0f} MB)",
             f"{held_mb:.0f} MB", f"<= {HELD_GOAL_MB} MB", held_mb <= HELD_GOAL_MB),
