@@ -63,7 +63,7 @@ class Spool:
         """The delivery owns the tmp/ file from now on: discard() leaves it alone."""
         self._owned = False
 
-    async def finish(self) -> list[bytes] | maildir.Written:
+    async def finish(self) -> maildir.Content:
         """The whole message for the delivery (after hand_over): the parts of a small one,
         or the spilled file written to its end and closed. Raises OSError (the file
         removed) if the last write fails."""
