@@ -86,17 +86,17 @@ def _attack(ingest: IngestProcess, sessions: int, size: int) -> list[tuple[str, 
                                                                           str, bool]]:
     assert ingest.process is not None
     pid = ingest.process.pid
-    at_rest_mb = memory_kb(pid) / 1024
+    at_rest_mb = memory_kb(pid) * 1024 / MB
     honest = HonestSender(ingest.port).start()
     attack = UnfinishedData(ingest.port, RCPT, sessions, size).open()
     try:
         attack.send()
-        held_mb = memory_kb(pid) / 1024
+        held_mb = memory_kb(pid) * 1024 / MB
         replies = attack.finish()
     finally:
         attack.close()
         honest.join()
-    peak_mb = memory_kb(pid, "VmHWM") / 1024
+    peak_mb = memory_kb(pid, "VmHWM") * 1024 / MB
     stored = sum(reply.startswith(b"250") for reply in replies)
     shape = f"{sessions} x {size / MB:g} MB"
     return [

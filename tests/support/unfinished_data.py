@@ -14,7 +14,8 @@ CHUNK_LINE = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.:-
 
 
 def memory_kb(pid: int, field_name: str = "VmRSS") -> int:
-    """A process's resident memory (VmRSS) or its peak (VmHWM), in KiB, from /proc."""
+    """A process's resident memory (VmRSS) or its peak (VmHWM), in KiB (/proc says kB), from
+    /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field_name}:"):
             return int(line.split()[1])
