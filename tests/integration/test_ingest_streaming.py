@@ -24,9 +24,11 @@ LINES = (bytes(range(32, 127)) + b"\r\n.starts with a dot\r\n.\r\nbare\ncr\rhere
 
 
 def big_message(size: int) -> bytes:
-    """Lines that need dot-stuffing, bare CR and LF, a line of just '.', 8-bit bytes."""
+    """About `size` bytes of lines that need dot-stuffing, bare CR and LF, a line of just
+    '.', 8-bit bytes."""
     unit = b"".join(b"line %03d " % number + LINES for number in range(1000))
-    return b"Subject: big\r\n\r\n" + unit * (size // len(unit) + 1)
+    message = (b"Subject: big\r\n\r\n" + unit * (size // len(unit) + 1))[:size]
+    return message[:message.rfind(b"\r\n") + 2]
 
 
 def raw_content(size: int) -> bytes:
@@ -89,6 +91,37 @@ def test_too_big_mid_stream_drops_the_tmp_file_and_is_refused_after_the_end(
         reply = client.reply()
         assert reply is not None and (reply.code, reply.enhanced) == (552, "5.3.4")
         assert client.command(b"MAIL FROM:<a@example.org>").code == 250  # type: ignore[union-attr]
+    assert ingest.messages() == [] and ingest_tmp(ingest) == []
+
+
+def test_an_over_long_line_mid_stream_drops_the_tmp_file(ingest: IngestProcess) -> None:
+    with start_big_data(ingest, MB // 2) as client:
+        client.send(b"z" * 200_000)
+        wait_for(lambda: not ingest_tmp(ingest), what="the tmp/ file to be removed")
+        client.send(b"\r\n.\r\n")
+        reply = client.reply()
+        assert reply is not None and (reply.code, reply.enhanced) == (500, "5.5.2")
+    assert ingest.messages() == [] and ingest_tmp(ingest) == []
+
+
+def test_a_spilled_message_over_the_quota_is_refused_and_removed(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    ingest = start_ingest(max_bytes=MB)
+    with start_big_data(ingest, 2 * MB) as client:
+        client.send(b".\r\n")
+        reply = client.reply()
+        assert reply is not None and (reply.code, reply.enhanced) == (452, "4.2.2")
+    assert ingest.messages() == []
+    wait_for(lambda: not ingest_tmp(ingest), what="the tmp/ file to be removed")
+
+
+def test_sigterm_mid_data_leaves_nothing_in_tmp(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    ingest = start_ingest()
+    with start_big_data(ingest, 2 * MB) as client:
+        assert ingest.stop() == 0
+        reply = client.reply()
+        assert reply is not None and (reply.code, reply.enhanced) == (421, "4.3.2")
     assert ingest.messages() == [] and ingest_tmp(ingest) == []
 
 
