@@ -50,6 +50,22 @@ def file_name(queue_id: str, size: int) -> str:
     return f"{seconds}.M{micros}R{queue_id}.{HOST_LABEL},S={size}"
 
 
+def tmp_name(queue_id: str) -> str:
+    """The tmp/ name of a message written while it arrives (its size is not known yet)."""
+    return file_name(queue_id, 0).partition(",")[0]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A message already written whole to tmp/tmp_name and closed, not yet synced."""
+
+    tmp_name: str
+
+
+# What a delivery stores: the parts of a message to write, or one already in tmp/.
+Content = list[bytes] | Written
+
+
 def size_of(path: Path | os.DirEntry[str]) -> int:
     """Size from the ,S= tag (no stat), falling back to stat for foreign names."""
     match = _SIZE_IN_NAME.search(path.name)
@@ -137,9 +153,10 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
         view = view[os.write(fd, view):]
 
 
-def publish(maildir: Path, tmp_path: Path) -> Path:
-    """rename(2) tmp/name to new/name: atomic, the message appears whole or not at all."""
-    target = maildir / "new" / tmp_path.name
+def publish(maildir: Path, tmp_path: Path, name: str | None = None) -> Path:
+    """rename(2) tmp/x to new/name (name: x's by default): atomic, the message appears
+    whole or not at all."""
+    target = maildir / "new" / (name or tmp_path.name)
     os.rename(tmp_path, target)
     return target
 
@@ -278,13 +295,13 @@ class FileDelivery:
         self.maildir = maildir
         self._directory = DirectorySync(maildir / "new")
 
-    async def deliver(self, name: str, parts: list[bytes], commit: Commit) -> None:
+    async def deliver(self, name: str, content: Content, commit: Commit) -> None:
         try:
-            tmp_path = await write_tmp_async(self.maildir, name, parts)
+            tmp_path = await self._write(name, content)
         except OSError as error:
             raise NotStoredError("write", error) from error
         try:
-            commit(functools.partial(publish, self.maildir, tmp_path))
+            commit(functools.partial(publish, self.maildir, tmp_path, name))
         except OSError as error:
             tmp_path.unlink(missing_ok=True)
             raise NotStoredError("publish", error) from error
@@ -292,6 +309,22 @@ class FileDelivery:
             await self._directory.sync()
         except OSError as error:
             raise NameNotDurableError(error) from error
+
+    async def _write(self, name: str, content: Content) -> Path:
+        """The message in tmp/, fsynced; on failure its file is gone."""
+        if not isinstance(content, Written):
+            return await write_tmp_async(self.maildir, name, content)
+        tmp_path = self.maildir / "tmp" / content.tmp_name
+        try:
+            fd = os.open(tmp_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                await FSYNC.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError:
+            _remove(tmp_path)
+            raise
+        return tmp_path
 
 
 class GroupDelivery:
@@ -312,31 +345,37 @@ class GroupDelivery:
     def __init__(self, maildir: Path) -> None:
         self.maildir = maildir
         self._tmp, self._new = f"{maildir}/tmp/", f"{maildir}/new/"
-        self._group: GroupCommit[tuple[str, list[bytes], Commit]] = GroupCommit(self._commit)
+        self._group: GroupCommit[tuple[str, Content, Commit]] = GroupCommit(self._commit)
         self._filesystem = -1  # opened before the first write (ingest: one per worker)
 
-    async def deliver(self, name: str, parts: list[bytes], commit: Commit) -> None:
+    async def deliver(self, name: str, content: Content, commit: Commit) -> None:
         if self._filesystem < 0:
             self._filesystem = os.open(self._tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        await self._group.submit((name, parts, commit))
+        await self._group.submit((name, content, commit))
 
-    def _commit(self, group: list[tuple[str, list[bytes], Commit]]) -> list[Exception | None]:
+    def _commit(self, group: list[tuple[str, Content, Commit]]) -> list[Exception | None]:
         outcomes: list[Exception | None] = []
-        for name, parts, _ in group:
-            failed = _failure(_write_new, self._tmp + name, parts, False)
+        sources = []  # each message's file in tmp/
+        for name, content, _ in group:
+            if isinstance(content, Written):  # spilled while it arrived: only the sync left
+                sources.append(self._tmp + content.tmp_name)
+                outcomes.append(None)
+                continue
+            sources.append(self._tmp + name)
+            failed = _failure(_write_new, self._tmp + name, content, False)
             outcomes.append(None if failed is None else NotStoredError("write", failed))
         synced = _failure(syncfs, self._filesystem)
         if synced is not None:
-            for name, _, _ in group:
-                _remove(self._tmp + name)
+            for source in sources:
+                _remove(source)
             return [NotStoredError("write", synced)] * len(group)
         for number, (name, _, commit) in enumerate(group):
             if outcomes[number] is not None:
                 continue
-            failed = _failure(commit, functools.partial(os.rename, self._tmp + name,
-                                                        self._new + name))
+            source = sources[number]
+            failed = _failure(commit, functools.partial(os.rename, source, self._new + name))
             if failed is not None:
-                _remove(self._tmp + name)
+                _remove(source)
                 outcomes[number] = NotStoredError("publish", failed)
         if None in outcomes:
             directory = _failure(fsync_dir, self._new)

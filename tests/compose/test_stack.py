@@ -389,7 +389,7 @@ def test_ntfy_credentials_reach_the_notifier_only_and_mail_only_who_needs_it(
     assert holders == {"notifier"}
     mail = {name: bool(volume.get("read_only")) for name, service in services.items()
             for volume in service.get("volumes") or [] if volume.get("source") == "mail"}
-    assert mail == {"ingest": False, "cli": False, "guardian": True}
+    assert mail == {"ingest": False, "cli": False, "guardian": True, "watch": True}
     cookie = {name for name, service in services.items()
               for volume in service.get("volumes") or [] if volume.get("source") == "tor-control"}
-    assert cookie == {"tor", "cli"}
+    assert cookie == {"tor", "cli", "watch"}

@@ -120,3 +120,36 @@ def test_a_group_that_fails_unexpectedly_answers_every_caller(
     monkeypatch.setattr(maildir.GroupDelivery, "_commit", bug)
     outcomes = deliver_together(maildir.delivery("group", box), 2)
     assert [type(outcome) for outcome in outcomes] == [RuntimeError] * 2
+
+
+@pytest.mark.parametrize("mode", ["group", "file"])
+def test_a_message_already_in_tmp_is_renamed_under_its_final_name(box: Path, mode: str) -> None:
+    (box / "tmp" / "spilled").write_bytes(b"big message")
+
+    async def together() -> list[object]:
+        delivery = maildir.delivery(mode, box)
+        return await asyncio.gather(
+            delivery.deliver("m0,S=11", maildir.Written("spilled"), run_move),
+            delivery.deliver("m1", [b"small"], run_move), return_exceptions=True)
+
+    assert asyncio.run(together()) == [None, None]
+    assert names_in(box / "new") == ["m0,S=11", "m1"]
+    assert (box / "new" / "m0,S=11").read_bytes() == b"big message"
+    assert names_in(box / "tmp") == []
+
+
+def test_a_failed_syncfs_removes_messages_already_in_tmp_too(
+        box: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (box / "tmp" / "spilled").write_bytes(b"big message")
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(maildir, "syncfs", broken)
+    with pytest.raises(maildir.NotStoredError):
+        asyncio.run(maildir.delivery("group", box).deliver(
+            "m0", maildir.Written("spilled"), run_move))
+    assert names_in(box / "new") == names_in(box / "tmp") == []
+
+
+def test_tmp_names_carry_no_size_and_differ_from_delivered_names() -> None:
+    name = maildir.tmp_name("ABC123")
+    assert "ABC123" in name and "," not in name and name.endswith(maildir.HOST_LABEL)

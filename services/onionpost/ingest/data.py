@@ -6,6 +6,7 @@ aiosmtpd 1.4.6): lines end with CRLF only, so a bare CR or LF never ends the con
 SMTP smuggling); the content ends at the first line that is exactly "."; a leading dot is
 removed from every other line; a line longer than the line limit or content longer than the
 size limit makes the whole message refused, but only once its end has been read.
+The content is handed on as it comes (drain): a DataPhase keeps only what was not taken yet.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ class DataPhase:
     def __init__(self, size_limit: int | None, line_limit: int) -> None:
         self.size_limit = size_limit
         self.line_limit = line_limit
-        self.parts: list[bytes] = []
+        self.parts: list[bytes] = []  # unstuffed content not drained yet
+        self.buffered = 0  # bytes in parts
         self.size = 0  # bytes received, as sent (before dot-unstuffing)
         self.error: str | None = None
         self.done = False
@@ -46,6 +48,11 @@ class DataPhase:
     def content(self) -> bytes:
         return b"".join(self.parts)
 
+    def drain(self) -> list[bytes]:
+        """The content received since the last drain (nothing after an error)."""
+        parts, self.parts, self.buffered = self.parts, [], 0
+        return parts
+
     def _take(self, lines: bytes) -> None:
         """Complete lines, each ending with CRLF."""
         if not lines:
@@ -59,7 +66,10 @@ class DataPhase:
             self._fail_in_order(lines)
             return
         unstuffed = lines.replace(b"\r\n.", b"\r\n")
-        self.parts.append(unstuffed[1:] if unstuffed.startswith(b".") else unstuffed)
+        if unstuffed.startswith(b"."):
+            unstuffed = unstuffed[1:]
+        self.parts.append(unstuffed)
+        self.buffered += len(unstuffed)
 
     def _fail_in_order(self, lines: bytes) -> None:
         """Which limit the lines broke first, as a line-by-line reader would tell."""
@@ -76,4 +86,4 @@ class DataPhase:
     def _fail(self, error: str) -> None:
         if self.error is None:
             self.error = error
-        self.parts.clear()
+        self.drain()

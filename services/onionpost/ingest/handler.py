@@ -7,6 +7,7 @@ import errno
 import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -19,6 +20,7 @@ from onionpost import maildir
 from onionpost.events import EventPublisher
 from onionpost.ingest.junk import MAIL_TOO_LONG, PATH_LIMIT
 from onionpost.ingest.ledger import Ledger
+from onionpost.ingest.spool import Spool
 
 log = logging.getLogger("onionpost.ingest")
 
@@ -30,6 +32,7 @@ WRITE_FAILED = "452 4.3.1 Insufficient system storage, try again later"
 INTERNAL_ERROR = "451 4.3.0 Local error in processing, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 MAX_LOCAL_PART = 64
+SPOOL_THREADS = 4
 
 
 @dataclass
@@ -62,6 +65,9 @@ class IngestHandler:
         self.publisher = publisher
         self.max_recipients = max_recipients
         self.delivery = maildir.delivery(fsync_mode, maildir_path)
+        self.tmp_dir = f"{maildir_path}/tmp/"
+        # Spilled messages' writes (see Spool), apart from the group commit's thread.
+        self.spool_threads = ThreadPoolExecutor(SPOOL_THREADS, thread_name_prefix="spool")
         self.writes_in_flight = 0
         self.shutting_down = False
         self.idle = asyncio.Event()
@@ -119,23 +125,31 @@ class IngestHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    def spool(self, session: Session, envelope: Envelope) -> Spool:
+        """Where a DATA phase puts its message: our trace headers first (all they say is
+        known when DATA starts: Postfix too dates its Received header then)."""
+        queue_id = maildir.new_queue_id()
+        return Spool(self.tmp_dir, queue_id, self.trace_headers(session, envelope, queue_id),
+                     self.spool_threads)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope,
+                          spool: Spool) -> str:
         if self.shutting_down:
             return SHUTTING_DOWN
-        content = envelope.original_content or b""
-        queue_id = maildir.new_queue_id()
-        header = self.trace_headers(session, envelope, queue_id)
-        size = len(header) + len(content)
-        name = maildir.file_name(queue_id, size)
+        if spool.error is not None:
+            log.error("event=write_failed error=%s", error_name(spool.error))
+            return WRITE_FAILED
+        size = spool.size
+        name = maildir.file_name(spool.queue_id, size)
         refusal = self.ledger.reserve(size)
         if refusal:
             return refusal
         # A client hanging up cancels this coroutine; the write must still finish (or be
         # undone) so that the Maildir and the quota counters stay true: shield it.
+        spool.hand_over()
         self._begin_write()
         store = asyncio.ensure_future(self._store(
-            name, queue_id, size, [header, content], envelope,
-            server.circuit_key))  # type: ignore[attr-defined]
+            name, size, spool, envelope, server.circuit_key))  # type: ignore[attr-defined]
         try:
             return await asyncio.shield(store)
         finally:
@@ -144,10 +158,15 @@ class IngestHandler:
             else:
                 store.add_done_callback(lambda _: self._end_write())
 
-    async def _store(self, name: str, queue_id: str, size: int, parts: list[bytes],
-                     envelope: Envelope, circuit_key: int) -> str:
+    async def _store(self, name: str, size: int, spool: Spool, envelope: Envelope,
+                     circuit_key: int) -> str:
+        queue_id = spool.queue_id
         try:
-            await self.delivery.deliver(name, parts,
+            try:
+                content = await spool.finish()
+            except OSError as error:
+                raise maildir.NotStoredError("write", error) from error
+            await self.delivery.deliver(name, content,
                                         lambda move: self.ledger.commit(size, move))
         except maildir.NotStoredError as failure:
             self.ledger.release(size)

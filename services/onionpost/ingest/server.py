@@ -36,6 +36,7 @@ from onionpost.ingest.handler import (
 )
 from onionpost.ingest.junk import CommandLimits
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
+from onionpost.ingest.spool import SPILL_SIZE, Spool
 from onionpost.settings import Settings
 from onionpost.worker import die_with_parent
 
@@ -222,6 +223,15 @@ class IngestSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
+        spool = self.event_handler.spool(self.session, self.envelope)
+        try:
+            await self._receive_content(spool)
+        finally:
+            spool.discard()  # unless the delivery took it over: a refusal, a hang-up...
+
+    async def _receive_content(self, spool: Spool) -> None:
+        """Read the content into the spool, then answer: an error once the end has come,
+        or the handler's reply once the message is stored."""
         phase = DataPhase(self.data_size_limit, self.line_length_limit)
         while not phase.done:
             try:
@@ -232,6 +242,10 @@ class IngestSMTP(SMTP):
             if not block:
                 return
             phase.feed(block)
+            if phase.error:
+                spool.discard()  # refused at the end anyway: free the disk now
+            elif phase.buffered > SPILL_SIZE and not phase.done:
+                await spool.spill(phase.drain())
         if phase.surplus and not self._reader.at_eof():
             # Pipelined commands after the end go back; read() emptied the buffer and
             # nothing arrives until we next await, so they keep their place.
@@ -240,11 +254,11 @@ class IngestSMTP(SMTP):
             await self.push(phase.error)
             self._set_post_data_state()
             return
-        self.envelope.content = self.envelope.original_content = phase.content()
+        spool.add(phase.drain())
         # The content is all here: a DATA deadline that runs out during the (short) store
         # would lose the 250 of a stored message and bring a duplicate.
         self._reset_timeout()
-        status = await self._call_handler_hook("DATA")
+        status = await self._call_handler_hook("DATA", spool)
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
 
