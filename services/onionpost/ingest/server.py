@@ -263,7 +263,20 @@ class IngestSMTP(SMTP):
             self.discard_pipelined_input()
             # aiosmtpd hands this transport to TLS: the plain one, not our wrapper.
             self.transport = getattr(self.transport, "inner", self.transport)
-        await super().smtp_STARTTLS(arg)
+        try:
+            await super().smtp_STARTTLS(arg)
+        except asyncio.CancelledError:  # a timeout or a close ended the handshake
+            self.handshake_abandoned()
+            raise
+
+    def handshake_abandoned(self) -> None:
+        """asyncio tells a protocol nothing of a connection lost before its TLS handshake
+        finished: end the session here, or its slot stays taken for good."""
+        if self.session is None or self.session.ssl is not None:
+            return  # the handshake finished: connection_lost will come as usual
+        if self._original_transport is not None:
+            self._original_transport.abort()
+        self.connection_lost(None)
 
     def discard_pipelined_input(self) -> None:
         """Nothing a client sent after STARTTLS, still in plain text, may count as said

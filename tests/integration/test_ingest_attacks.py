@@ -1,0 +1,41 @@
+"""An anonymous sender attacking ingest's defences for free: each test is an attack that
+once worked (a slot held for good, a wrong answer) against a real `onionpost ingest`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from tests.support.net import wait_for
+from tests.support.servers import IngestProcess
+from tests.support.smtp import RawSMTP, circuit_address, proxy_v1
+
+# The first bytes of a TLS ClientHello: a handshake begun and never finished.
+PARTIAL_CLIENT_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+
+
+def greeting_code(port: int, proxy_line: bytes | None = None) -> int | None:
+    with RawSMTP(port, proxy_line) as client:
+        reply = client.greeting()
+        return reply.code if reply else None
+
+
+@pytest.mark.parametrize("proxy", [False, True], ids=["direct", "proxy"])
+def test_a_tls_handshake_that_never_finishes_gives_its_slot_back(
+        start_ingest: Callable[..., IngestProcess], proxy: bool) -> None:
+    """The command timeout ended a STARTTLS whose handshake stalled, but asyncio tells a
+    protocol nothing of a connection lost mid-handshake: the session's slot (and its
+    circuit's) stayed taken after the connection was gone, until a restart."""
+    ingest = start_ingest(max_sessions=1, circuit_max_sessions=1, command_timeout=2,
+                          proxy_protocol=str(proxy).lower())
+    proxy_line = proxy_v1(circuit_address(0x51)) if proxy else None
+    with RawSMTP(ingest.port, proxy_line) as client:
+        client.greeting()
+        client.command(b"EHLO stalling")
+        reply = client.command(b"STARTTLS")
+        assert reply is not None and reply.code == 220, reply
+        client.send(PARTIAL_CLIENT_HELLO)
+        assert client.closed(timeout=30)  # the command timeout ends it
+    wait_for(lambda: greeting_code(ingest.port, proxy_line) == 220, timeout=30,
+             what="the slot of a session whose TLS handshake stalled to be free again",
+             interval=0.5)
