@@ -39,3 +39,18 @@ def test_a_tls_handshake_that_never_finishes_gives_its_slot_back(
     wait_for(lambda: greeting_code(ingest.port, proxy_line) == 220, timeout=30,
              what="the slot of a session whose TLS handshake stalled to be free again",
              interval=0.5)
+
+
+@pytest.mark.parametrize("size", ["\u00b2", "\u0661\u0660"], ids=["superscript", "arabic"])
+def test_a_size_in_other_digits_is_a_syntax_error_not_a_local_error(
+        ingest: IngestProcess, size: str) -> None:
+    """SIZE=² passed aiosmtpd's isdigit() and broke its int(): 451 "try again later", which
+    a client would do for good. RFC 1870's size is ASCII digits: 501, and the session goes on."""
+    with RawSMTP(ingest.port) as client:
+        client.greeting()
+        client.command(b"EHLO client")
+        reply = client.command(f"MAIL FROM:<a@example.org> SIZE={size}".encode())
+        assert reply is not None and (reply.code, reply.enhanced) == (501, "5.5.4"), reply
+        reply = client.command(b"MAIL FROM:<a@example.org> SIZE=100")
+        assert reply is not None and reply.code == 250, reply
+    assert "session_error" not in ingest.logs()

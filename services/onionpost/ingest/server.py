@@ -141,6 +141,16 @@ class IngestSMTP(SMTP):
             return None, None
         return addr, rest
 
+    def _getparams(self, params: Any) -> dict[str, str | bool] | None:
+        """aiosmtpd's, with SIZE= in ASCII digits only (RFC 1870): it checks str.isdigit(),
+        which takes "²" that int() then refuses, and the exception was answered 451 (try
+        again: a client would, for good)."""
+        result: dict[str, str | bool] | None = super()._getparams(params)
+        size = result.get("SIZE") if result else None
+        if isinstance(size, str) and not (size.isascii() and size.isdigit()):
+            return None
+        return result
+
     def admit(self, address: str) -> str | None:
         """Refuse while paused; else count this session against the global and per-circuit
         limits, or refuse it."""
