@@ -54,3 +54,24 @@ def test_a_size_in_other_digits_is_a_syntax_error_not_a_local_error(
         reply = client.command(b"MAIL FROM:<a@example.org> SIZE=100")
         assert reply is not None and reply.code == 250, reply
     assert "session_error" not in ingest.logs()
+
+
+@pytest.mark.parametrize(("lines", "code"), [
+    ([b"MAIL FROM:a@"], 553),
+    ([b"MAIL FROM:<a@example.org>", b"RCPT TO:a@"], 553),
+    ([b"VRFY a@"], 502),
+    ([b"VRFY (\xff"], 502),
+], ids=["mail", "rcpt", "vrfy", "vrfy-undecodable"])
+def test_addresses_that_broke_the_parser_or_the_reply_are_refused_for_good(
+        ingest: IngestProcess, lines: list[bytes], code: int) -> None:
+    """The email package's parser raises IndexError on "a@", and a VRFY reply echoing an
+    undecodable byte could not be encoded: both were answered 451 (try again later, so
+    a client would, for good). A permanent refusal, and the session goes on."""
+    with RawSMTP(ingest.port) as client:
+        client.greeting()
+        client.command(b"EHLO client")
+        for line in lines:
+            reply = client.command(line)
+        assert reply is not None and reply.code == code, reply
+        assert client.command(b"NOOP").code == 250  # type: ignore[union-attr]
+    assert "session_error" not in ingest.logs()

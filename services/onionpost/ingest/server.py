@@ -134,7 +134,7 @@ class IngestSMTP(SMTP):
             parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
             try:
                 address, rest = parse(arg)
-            except HeaderParseError:
+            except (HeaderParseError, IndexError):  # IndexError: "a@", a bug of its own
                 return None, None
             addr = address.addr_spec
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
@@ -193,7 +193,9 @@ class IngestSMTP(SMTP):
         """Replies to pipelined commands wait while the client's next command is already
         read, and go out together when the reader would block (RFC 2920)."""
         if isinstance(status, str):
-            status = replies.enhance(status).encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+            # A reply may echo the client's undecodable bytes (VRFY's): never an exception.
+            status = replies.enhance(status).encode(
+                "utf-8" if self.enable_SMTPUTF8 else "ascii", "replace")
         self.held += status
         self.held += b"\r\n"
         if (len(self.held) >= pipelining.HOLD_LIMIT
