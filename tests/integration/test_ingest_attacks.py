@@ -3,6 +3,7 @@ once worked (a slot held for good, a wrong answer) against a real `onionpost ing
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
 import pytest
@@ -75,3 +76,24 @@ def test_addresses_that_broke_the_parser_or_the_reply_are_refused_for_good(
         assert reply is not None and reply.code == code, reply
         assert client.command(b"NOOP").code == 250  # type: ignore[union-attr]
     assert "session_error" not in ingest.logs()
+
+
+
+@pytest.mark.parametrize("maximum", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=["tls1.2", "tls1.3"])
+def test_no_tls_session_ticket_is_given(ingest: IngestProcess, maximum: ssl.TLSVersion) -> None:
+    """A ticket lets a sender's client tie two of its circuits together for us, and its
+    flight crosses Tor for nothing. Tickets were off for TLS 1.3 only: a TLS 1.2 client
+    (the default minimum) still got one."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.maximum_version = maximum
+    with RawSMTP(ingest.port) as client:
+        client.greeting()
+        client.command(b"EHLO client")
+        assert client.command(b"STARTTLS").code == 220  # type: ignore[union-attr]
+        client.sock = context.wrap_socket(client.sock)
+        assert client.command(b"EHLO client").code == 250  # type: ignore[union-attr]
+        assert client.command(b"NOOP").code == 250  # type: ignore[union-attr]  # 1.3's come late
+        session = client.sock.session  # type: ignore[attr-defined]
+        assert session is not None and not session.has_ticket
