@@ -97,3 +97,22 @@ def test_no_tls_session_ticket_is_given(ingest: IngestProcess, maximum: ssl.TLSV
         assert client.command(b"NOOP").code == 250  # type: ignore[union-attr]  # 1.3's come late
         session = client.sock.session  # type: ignore[attr-defined]
         assert session is not None and not session.has_ticket
+
+
+def test_junk_before_and_inside_tls_counts_as_one_session(ingest: IngestProcess) -> None:
+    """STARTTLS hands the connection to a TLS layer and starts a new SMTP session: the
+    junk count and the guarded reader must survive it, pipelined junk included."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with RawSMTP(ingest.port) as client:
+        client.greeting()
+        client.command(b"EHLO client")
+        for _ in range(15):
+            assert client.command(b"NOOP").code == 250  # type: ignore[union-attr]
+        assert client.command(b"STARTTLS").code == 220  # type: ignore[union-attr]
+        client.sock = context.wrap_socket(client.sock)
+        assert client.command(b"EHLO client").code == 250  # type: ignore[union-attr]
+        client.send(b"NOOP\r\n" * 30)
+        codes = [reply.code if reply else None for reply in (client.reply() for _ in range(7))]
+        assert codes == [250] * 6 + [421], codes  # the 21st junk command is the last
+        assert client.closed()
