@@ -135,12 +135,22 @@ class IngestSMTP(SMTP):
             parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
             try:
                 address, rest = parse(arg)
-            except HeaderParseError:
+            except (HeaderParseError, IndexError):  # IndexError: "a@", a bug of its own
                 return None, None
             addr = address.addr_spec
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         return addr, rest
+
+    def _getparams(self, params: Any) -> dict[str, str | bool] | None:
+        """aiosmtpd's, with SIZE= in ASCII digits only (RFC 1870): it checks str.isdigit(),
+        which takes "²" that int() then refuses, and the exception was answered 451 (try
+        again: a client would, for good)."""
+        result: dict[str, str | bool] | None = super()._getparams(params)
+        size = result.get("SIZE") if result else None
+        if isinstance(size, str) and not (size.isascii() and size.isdigit()):
+            return None
+        return result
 
     def admit(self, address: str) -> str | None:
         """Refuse while paused; else count this session against the global and per-circuit
@@ -184,7 +194,9 @@ class IngestSMTP(SMTP):
         """Replies to pipelined commands wait while the client's next command is already
         read, and go out together when the reader would block (RFC 2920)."""
         if isinstance(status, str):
-            status = replies.enhance(status).encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+            # A reply may echo the client's undecodable bytes (VRFY's): never an exception.
+            status = replies.enhance(status).encode(
+                "utf-8" if self.enable_SMTPUTF8 else "ascii", "replace")
         self.held += status
         self.held += b"\r\n"
         if (len(self.held) >= pipelining.HOLD_LIMIT
@@ -277,7 +289,20 @@ class IngestSMTP(SMTP):
             self.discard_pipelined_input()
             # aiosmtpd hands this transport to TLS: the plain one, not our wrapper.
             self.transport = getattr(self.transport, "inner", self.transport)
-        await super().smtp_STARTTLS(arg)
+        try:
+            await super().smtp_STARTTLS(arg)
+        except asyncio.CancelledError:  # a timeout or a close ended the handshake
+            self.handshake_abandoned()
+            raise
+
+    def handshake_abandoned(self) -> None:
+        """asyncio tells a protocol nothing of a connection lost before its TLS handshake
+        finished: end the session here, or its slot stays taken for good."""
+        if self.session is None or self.session.ssl is not None:
+            return  # the handshake finished: connection_lost will come as usual
+        if self._original_transport is not None:
+            self._original_transport.abort()
+        self.connection_lost(None)
 
     def discard_pipelined_input(self) -> None:
         """Nothing a client sent after STARTTLS, still in plain text, may count as said

@@ -70,7 +70,9 @@ def server_context(cert: Path, key: Path, minimum: str) -> ssl.SSLContext:
     context.minimum_version = (
         ssl.TLSVersion.TLSv1_3 if minimum == "1.3" else ssl.TLSVersion.TLSv1_2)
     context.load_cert_chain(cert, key)
-    # No TLS 1.3 session tickets: a resumed session would tie a sender's circuits together,
-    # and the ticket flight after the handshake crosses Tor for nothing.
+    # No session tickets: a resumed session would tie a sender's circuits together, and
+    # the ticket flight after a TLS 1.3 handshake crosses Tor for nothing. num_tickets is
+    # TLS 1.3's; OP_NO_TICKET, TLS 1.2's.
     context.num_tickets = 0
+    context.options |= ssl.OP_NO_TICKET
     return context
