@@ -80,7 +80,16 @@ def consensus_validity(controller: Controller) -> tuple[float, float] | None:
         until = controller.get_info("consensus/valid-until")
     except (stem.InvalidArguments, stem.OperationFailed, stem.ProtocolError):
         return None
-    return _epoch(str(after)), _epoch(str(until))
+    return validity(str(after), str(until))
+
+
+def validity(after: str, until: str) -> tuple[float, float] | None:
+    """Tor's two times as epoch seconds; None while tor has no consensus (it answers with
+    empty values before it has bootstrapped)."""
+    try:
+        return _epoch(after), _epoch(until)
+    except ValueError:
+        return None
 
 
 def _epoch(text: str) -> float:
