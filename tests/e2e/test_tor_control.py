@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,31 +13,10 @@ from onionpost import onion, tor
 from onionpost.settings import Settings, load_settings
 from tests.e2e.conftest import MailOnion
 from tests.e2e.tornet import OnionService, TorNetwork
+from tests.support.banner_server import BannerServer
 from tests.support.net import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-class BannerServer:
-    """A TCP server on 127.0.0.1 that greets every connection with one line."""
-
-    def __init__(self, banner: bytes) -> None:
-        self.banner = banner
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(self.banner)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from onionpost.watch import episode, probe, publication, state
 from tests.e2e.conftest import MailOnion, ingest_behind
 from tests.e2e.test_tor_control import random_onion_address
 from tests.e2e.tornet import OnionService, TorNetwork
+from tests.support.banner_server import BannerServer
 from tests.support.net import free_port, wait_for
 from tests.support.servers import IngestProcess
 from tests.support.watch_process import WatchProcess
@@ -30,32 +29,9 @@ pytestmark = pytest.mark.e2e
 TIMEOUT = 30.0
 
 
-class GreetingServer:
-    """A TCP server on 127.0.0.1 that greets every connection with one fixed line."""
-
-    def __init__(self, greeting: bytes, port: int = 0) -> None:
-        self.greeting = greeting
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(self.greeting)
-                conn.recv(100)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
-def greeting_server() -> Iterator[GreetingServer]:
-    server = GreetingServer(b"220 somebody.else ESMTP\r\n")
+def greeting_server() -> Iterator[BannerServer]:
+    server = BannerServer(b"220 somebody.else ESMTP\r\n", await_reply=True)
     yield server
     server.close()
 
@@ -78,7 +54,7 @@ def test_probe_reaches_our_onion_and_counts_its_introduction_points(
 
 
 def test_probe_names_the_stage_that_failed(
-        tor_network: TorNetwork, mail_onion: MailOnion, greeting_server: GreetingServer) -> None:
+        tor_network: TorNetwork, mail_onion: MailOnion, greeting_server: BannerServer) -> None:
     unknown = run_probe(tor_network, random_onion_address())
     assert unknown.stage == "descriptor"
     no_ingest = run_probe(tor_network, mail_onion.address)  # nothing listens behind it
