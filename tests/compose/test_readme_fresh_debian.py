@@ -132,7 +132,7 @@ def test_the_bare_image_lacks_what_the_commands_must_install(image: str) -> None
 
 def test_the_start_then_the_test_command_install_what_they_need(
         image: str, clone: Path, laptop_install: subprocess.Popen[str]) -> None:
-    """One VPS: `./run up` from bare, then `./run test` there (the venv is theirs in common)."""
+    """One VPS: `./run up` from bare, then `make test` there (`./run up` installed make)."""
     with Container(image, clone) as vps:
         status, output = vps.exec(f"cd /src && {first_commands()['up']}")
         assert_clean(output)

@@ -17,6 +17,8 @@ for tool in "${!PACKAGE_OF[@]}"; do
   fi
   missing+=("${PACKAGE_OF[$tool]}")
 done
+# make test's own venv (python3 -m venv needs ensurepip, which Debian ships apart).
+python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
