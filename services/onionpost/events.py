@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from typing import Any
 
 import redis
@@ -51,10 +52,15 @@ class Outage:
 
     def __init__(self) -> None:
         self._down = False
+        self._up_since = 0.0  # time.monotonic() of the last success
         self._lock = threading.Lock()
 
-    def down(self, error: BaseException) -> None:
+    def down(self, error: BaseException, began: float) -> None:
+        """An attempt that `began` (time.monotonic()) before someone else's success failed
+        on the old outage (redis-py retries across a restart): that is not a new outage."""
         with self._lock:
+            if began < self._up_since:
+                return
             was_down, self._down = self._down, True
         if not was_down:
             log.warning("event=redis_down error=%s effect=events_dropped,pause_state_kept",
@@ -63,6 +69,7 @@ class Outage:
     def up(self) -> None:
         with self._lock:
             was_down, self._down = self._down, False
+            self._up_since = time.monotonic()
         if was_down:
             log.info("event=redis_up")
 
@@ -108,10 +115,11 @@ class EventPublisher:
                 return
 
     def _send(self, events_queue: Queue, events: list[dict[str, Any]]) -> None:
+        began = time.monotonic()
         try:
             events_queue.enqueue(MESSAGES_STORED_JOB, events, result_ttl=0,
                                  failure_ttl=86_400)
         except redis.RedisError as error:
-            self.outage.down(error)
+            self.outage.down(error, began)
             return
         self.outage.up()

@@ -14,6 +14,7 @@ import secrets
 import signal
 import socket
 import ssl
+import time
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from pathlib import Path
@@ -393,10 +394,11 @@ class Ingest:
         client = redis.asyncio.Redis.from_url(self.settings.redis_url, socket_timeout=1,
                                               socket_connect_timeout=1)
         while True:
+            began = time.monotonic()
             try:
                 paused = bool(await client.exists(PAUSED_KEY))
             except (redis.RedisError, OSError) as error:
-                self.publisher.outage.down(error)  # the pause state stays as it was
+                self.publisher.outage.down(error, began)  # the pause state stays as it was
             else:
                 self.publisher.outage.up()
                 if paused != self.pause.paused:
