@@ -22,6 +22,8 @@ from typing import Any
 
 import redis.asyncio
 from aiosmtpd.smtp import MISSING, SMTP, syntax
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from onionpost import maildir
 from onionpost.events import PAUSED_KEY, EventPublisher
@@ -391,8 +393,11 @@ class Ingest:
         log.info("event=stopped pid=%d", os.getpid())
 
     async def _poll_pause(self) -> None:
-        client = redis.asyncio.Redis.from_url(self.settings.redis_url, socket_timeout=1,
-                                              socket_connect_timeout=1)
+        # One retry at once: a pooled connection from before a Redis restart fails its first
+        # command; that is no outage (the events thread's client does the same by default).
+        client = redis.asyncio.Redis.from_url(
+            self.settings.redis_url, socket_timeout=1, socket_connect_timeout=1,
+            retry=Retry(NoBackoff(), 1), retry_on_error=[redis.ConnectionError])
         while True:
             began = time.monotonic()
             try:
