@@ -7,9 +7,8 @@ import sys
 from collections.abc import Callable
 
 from onionpost import logs
+from onionpost.exits import EX_CONFIG, EX_USAGE, CommandError
 from onionpost.settings import ConfigError, Settings, load_settings
-
-EX_USAGE, EX_CONFIG = 64, 78
 
 # name -> ("module:function", one line of help). function(argv, settings) -> exit code;
 # each sub-command parses its own arguments (sendmail's flags are not argparse-shaped).
@@ -61,6 +60,9 @@ def run(name: str, argv: list[str]) -> int:
     except ConfigError as error:
         print(f"onionpost {name}: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
+    except CommandError as error:
+        print(f"onionpost {name}: {error.message}", file=sys.stderr)
+        return error.code
 
 
 def main() -> None:
