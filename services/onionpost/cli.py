@@ -29,7 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "neomutt-config": ("onionpost.sender.neomutt:main", "print a neomutt configuration"),
     "fetch": ("onionpost.fetch.client:main", "move mail from the server to this machine"),
     "fetch-serve": ("onionpost.fetch.serve:main", "server side of fetch (forced command)"),
-    "owner-key": ("onionpost.fetch.owner_key:main", "client-authorization keys for the owner"),
+    "owner": ("onionpost.owner.command:main", "owner devices of the owner onion: add, list,"
+              " remove, join"),
     "tor-connect": ("onionpost.tor.proxy_command:main", "ssh ProxyCommand through tor's SOCKS"),
 }
 

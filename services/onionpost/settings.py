@@ -148,6 +148,20 @@ class Settings(BaseSettings):
     tor_cookie_file: Path | None = Field(None, description="control auth cookie; empty: ask tor")
     tor_socks: str = Field("127.0.0.1:9050", description="tor SocksPort for sending")
 
+    # --- owner onion (client-authorized: fetch, ntfy, dashboard) -------------------------
+    owner_onion_dir: Path = Field(
+        Path("/var/lib/tor/owner"), description="the owner onion's HiddenServiceDir "
+        "(hostname, authorized_clients/NAME.auth)")
+    owner_ssh_keys: Path = Field(
+        Path("/var/lib/onionpost/owner-ssh/authorized_keys"),
+        description="the owner sshd's AuthorizedKeysFile (one forced-command key per owner)")
+    owner_ssh_user: str = Field(
+        "onionpost", pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+        description="the user the owner sshd logs in (printed for the laptop's ssh config)")
+    owner_serve_command: str = Field(
+        "onionpost fetch-serve", min_length=1,
+        description="the command each owner ssh key is forced to run")
+
     # --- watch -------------------------------------------------------------------
     watch_interval: float = Field(300.0, gt=0, description="seconds between probes of our onion")
     watch_failures: int = Field(

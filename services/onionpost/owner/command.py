@@ -1,0 +1,109 @@
+"""`onionpost owner add|list|remove` on the server, `owner join` on the laptop."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import stem
+from stem import Signal
+
+from onionpost.exits import EX_OK, EX_TEMPFAIL, CommandError
+from onionpost.owner.invitation import Invitation
+from onionpost.owner.registry import OwnerAccess, check_name, parse_ssh_key
+from onionpost.settings import Settings
+from onionpost.tor import control
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onionpost owner",
+        description="Who may reach the owner onion (fetch over ssh, ntfy, dashboard): each"
+                    " owner device gets a Tor client-authorization key.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", help="a new owner device: prints its keys once")
+    add.add_argument("name", help="a name for the device, e.g. laptop (a-z, 0-9, -)")
+    add.add_argument("--ssh-key", metavar="PUBLIC_KEY",
+                     help="its fetch key ('ssh-ed25519 AAAA...'), forced to fetch-serve")
+    add.set_defaults(run=_add)
+    listing = commands.add_parser("list", help="owner devices and when they were added")
+    listing.set_defaults(run=_list)
+    remove = commands.add_parser("remove", help="revoke a device's onion key and ssh key")
+    remove.add_argument("name")
+    remove.set_defaults(run=_remove)
+    join = commands.add_parser("join", help="laptop: use what `owner add` printed")
+    join.add_argument("file", nargs="?", type=Path,
+                      help="what `owner add` printed (default: standard input)")
+    join.add_argument("--auth-dir", type=Path,
+                      help="the laptop tor's ClientOnionAuthDir (default: ask tor)")
+    join.add_argument("--torrc", type=Path, default=Path("/etc/tor/torrc"),
+                      help="where to look for ClientOnionAuthDir when tor cannot be asked")
+    join.add_argument("--ssh-config", type=Path, default=Path("~/.ssh/config"),
+                      help="ssh config that gets the Host block (default: ~/.ssh/config)")
+    join.add_argument("--identity", type=Path,
+                      help="the fetch key (default: onionpost_fetch beside the ssh config)")
+    join.add_argument("--alias", default="owner", help="the ssh Host name (default: owner)")
+    join.add_argument("--print-ssh-key", action="store_true",
+                      help="only make the fetch key if missing and print its public half"
+                           " (for `owner add NAME --ssh-key`)")
+    join.set_defaults(run=_join)
+    return parser
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    args = _parser().parse_args(argv)
+    return int(args.run(args, settings))
+
+
+def _access(settings: Settings) -> OwnerAccess:
+    return OwnerAccess(settings.owner_onion_dir, settings.owner_ssh_keys)
+
+
+def _add(args: argparse.Namespace, settings: Settings) -> int:
+    name = check_name(args.name)
+    ssh_key = parse_ssh_key(args.ssh_key) if args.ssh_key is not None else None
+    access = _access(settings)
+    address = access.address()
+    key = access.add(name, ssh_key, settings.owner_serve_command)
+    print(Invitation(name, address, key.client_line(address), settings.owner_ssh_user,
+                     ssh_key, settings.ntfy_topic).render(), flush=True)
+    reload_tor(settings, f"owner {name!r} is written but not active yet")
+    return EX_OK
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    access = _access(settings)
+    access.ensure_lock()
+    owners = access.owners()
+    if not owners:
+        print("no owners yet (onionpost owner add NAME)")
+    for owner in owners:
+        added = f"{owner.added:%Y-%m-%d %H:%M} UTC" if owner.added else "(ssh key only)"
+        print(f"{owner.name:<32}  {added:<20}  {'ssh' if owner.has_ssh_key else '-'}")
+    return EX_OK
+
+
+def _remove(args: argparse.Namespace, settings: Settings) -> int:
+    name = check_name(args.name)
+    _access(settings).remove(name)
+    print(f"removed owner {name!r}: onion key and ssh key")
+    reload_tor(settings, f"owner {name!r} is removed from the files, but tor still accepts"
+                         " the key")
+    return EX_OK
+
+
+def _join(args: argparse.Namespace, settings: Settings) -> int:
+    from onionpost.owner import join  # laptop only: keeps the server commands light
+
+    return join.run(args, settings)
+
+
+def reload_tor(settings: Settings, pending: str) -> None:
+    """SIGNAL RELOAD: tor re-reads authorized_clients/ and re-publishes, no restart."""
+    try:
+        with control.connect(settings) as controller:
+            controller.signal(Signal.RELOAD)
+    except (control.TorControlError, stem.ControllerError, stem.SocketError) as error:
+        raise CommandError(EX_TEMPFAIL, f"{pending}: tor did not reload ({error});"
+                           " reload or restart tor to apply") from None
+    print("tor reloaded: in effect now")

@@ -1,0 +1,171 @@
+"""`onionpost owner join` on the laptop: the owner onion's client key where the laptop's tor
+reads it, a fetch ssh key, and an ssh Host block so `onionpost fetch owner` just works."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import stem
+
+from onionpost.exits import EX_CANTCREAT, EX_NOINPUT, EX_OK, CommandError
+from onionpost.owner.durable import write_file
+from onionpost.owner.invitation import Invitation, parse
+from onionpost.settings import Settings
+from onionpost.tor import control
+
+FALLBACK_AUTH_DIR = Path("~/.config/onionpost/onion_auth")
+_TORRC_AUTH_DIR = re.compile(r"^\s*ClientOnionAuthDir\s+(\S+)", re.MULTILINE | re.IGNORECASE)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    ssh_config = args.ssh_config.expanduser()
+    identity = (args.identity or ssh_config.parent / "onionpost_fetch").expanduser()
+    if args.print_ssh_key:
+        ensure_ssh_key(identity)
+        print(identity.with_name(identity.name + ".pub").read_text().strip())
+        return EX_OK
+    invitation = parse(_read_input(args.file), settings.owner_ssh_user)
+    _install_auth(invitation, args, settings)
+    created = ensure_ssh_key(identity)
+    write_host_block(ssh_config, args.alias, host_block(args.alias, invitation, identity,
+                                                        ssh_config.parent))
+    print(f"ssh: Host {args.alias} in {ssh_config} ({invitation.ssh_user}@"
+          f"{invitation.address} through tor)")
+    public = identity.with_name(identity.name + ".pub").read_text().strip()
+    if created or invitation.ssh_key is None or invitation.ssh_key.split()[:2] != \
+            public.split()[:2]:
+        print(f"the server does not know this fetch key yet: on the server run\n"
+              f"  onionpost owner remove {invitation.name} && onionpost owner add"
+              f" {invitation.name} --ssh-key '{public}'\nthen `owner join` what it prints.")
+    else:
+        print(f"ready: onionpost fetch {args.alias}")
+    return EX_OK
+
+
+def _read_input(file: Path | None) -> str:
+    try:
+        return file.read_text() if file is not None else sys.stdin.read()
+    except OSError as error:
+        raise CommandError(EX_NOINPUT, f"{file}: {error.strerror}") from None
+
+
+# --- the client authorization key -----------------------------------------------------
+def _install_auth(invitation: Invitation, args: argparse.Namespace,
+                  settings: Settings) -> None:
+    file_name = f"onionpost-{args.alias}.auth_private"
+    tor_dir = args.auth_dir or tor_auth_dir(settings, args.torrc)
+    target = (tor_dir or FALLBACK_AUTH_DIR).expanduser() / file_name
+    try:
+        write_file(target, invitation.auth_private + "\n")
+        print(f"wrote {target}")
+    except PermissionError:
+        fallback = FALLBACK_AUTH_DIR.expanduser() / file_name
+        write_file(fallback, invitation.auth_private + "\n")
+        print(f"wrote {fallback}; {target.parent} is not ours, copy it there:\n"
+              f"  sudo install -m 600 -o $(stat -c %U {shlex.quote(str(target.parent))})"
+              f" {shlex.quote(str(fallback))} {shlex.quote(str(target))}")
+    if tor_dir is None:
+        print(f"your tor has no ClientOnionAuthDir: add this line to its torrc, then reload"
+              f" it:\n  ClientOnionAuthDir {target.parent}")
+    if not _tell_tor(invitation, settings):
+        print("tor's ControlPort did not answer: reload your tor (e.g. sudo systemctl reload"
+              " tor) so it reads the key")
+
+
+def tor_auth_dir(settings: Settings, torrc: Path) -> Path | None:
+    """ClientOnionAuthDir of the laptop's tor: asked over its ControlPort, else its torrc."""
+    try:
+        with control.connect(settings) as controller:
+            value = controller.get_conf("ClientOnionAuthDir", None)
+            return Path(value) if value else None
+    except (control.TorControlError, stem.ControllerError, stem.SocketError):
+        pass
+    try:
+        match = _TORRC_AUTH_DIR.search(torrc.read_text())
+    except OSError:
+        return None
+    return Path(match.group(1)) if match else None
+
+
+def _tell_tor(invitation: Invitation, settings: Settings) -> bool:
+    """ONION_CLIENT_AUTH_ADD: the running tor uses the key now, no reload."""
+    service = invitation.address.removesuffix(".onion")
+    try:
+        with control.connect(settings) as controller:
+            reply = controller.msg(
+                f"ONION_CLIENT_AUTH_ADD {service} x25519:{invitation.private_key_b64}")
+    except (control.TorControlError, stem.ControllerError, stem.SocketError):
+        return False
+    if reply.content()[0][0] not in ("250", "251", "252"):
+        return False
+    print("tor: the key is in use now")
+    return True
+
+
+# --- ssh -------------------------------------------------------------------------------
+def ensure_ssh_key(identity: Path) -> bool:
+    """An ed25519 key without passphrase (cron uses it; it can only fetch). True: created."""
+    if identity.exists():
+        return False
+    identity.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    result = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                             "onionpost-fetch", "-f", str(identity)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise CommandError(EX_CANTCREAT, f"ssh-keygen: {result.stderr.strip()}")
+    print(f"made the fetch key {identity}")
+    return True
+
+
+def host_block(alias: str, invitation: Invitation, identity: Path, ssh_dir: Path) -> str:
+    # accept-new: the onion address authenticates the service (and only authorized
+    # clients find it), so the first host key seen is the owner sshd's.
+    tor_connect = f"{shlex.quote(sys.executable)} -m onionpost tor-connect %h %p"
+    return "\n".join([
+        f"Host {alias}",
+        f"  HostName {invitation.address}",
+        f"  User {invitation.ssh_user}",
+        f"  ProxyCommand {tor_connect}",
+        f"  IdentityFile {identity}",
+        "  IdentitiesOnly yes",
+        f"  UserKnownHostsFile {ssh_dir / 'onionpost_known_hosts'}",
+        "  StrictHostKeyChecking accept-new",
+        "",
+    ])
+
+
+def _markers(alias: str) -> tuple[str, str]:
+    return (f"# >>> onionpost owner join: Host {alias} (rewritten on each join)",
+            f"# <<< onionpost owner join: Host {alias}")
+
+
+def merge_host_block(config: str, alias: str, block: str) -> str:
+    """`config` with our block for `alias` replaced, or put first (ssh: first value wins)."""
+    begin, end = _markers(alias)
+    ours = f"{begin}\n{block}{end}\n"
+    start = config.find(begin)
+    if start >= 0:
+        stop = config.find(end, start)
+        if stop < 0:
+            raise CommandError(EX_CANTCREAT, f"the ssh config has '{begin}' but not its end"
+                               " marker: fix it by hand")
+        return config[:start] + ours + config[stop + len(end):].removeprefix("\n")
+    if re.search(rf"^\s*Host\s+(.*\s)?{re.escape(alias)}(\s|$)", config, re.MULTILINE):
+        raise CommandError(EX_CANTCREAT, f"the ssh config already has a Host {alias} of its"
+                           " own: use --alias NAME for ours")
+    return ours + ("\n" + config if config else "")
+
+
+def write_host_block(ssh_config: Path, alias: str, block: str) -> None:
+    try:
+        current = ssh_config.read_text()
+    except FileNotFoundError:
+        current = ""
+    ssh_config.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = ssh_config.stat().st_mode & 0o777 if ssh_config.exists() else 0o600
+    write_file(ssh_config, merge_host_block(current, alias, block), mode=mode)
