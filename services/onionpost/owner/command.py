@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 import stem
-from stem import Signal
 
 from onionpost.exits import EX_OK, EX_TEMPFAIL, CommandError
 from onionpost.owner.invitation import Invitation
@@ -102,7 +101,9 @@ def reload_tor(settings: Settings, pending: str) -> None:
     """SIGNAL RELOAD: tor re-reads authorized_clients/ and re-publishes, no restart."""
     try:
         with control.connect(settings) as controller:
-            controller.signal(Signal.RELOAD)
+            if not control.reload(controller):
+                raise CommandError(EX_TEMPFAIL, f"{pending}: tor did not confirm its reload;"
+                                   " reload or restart tor to apply")
     except (control.TorControlError, stem.ControllerError, stem.SocketError) as error:
         raise CommandError(EX_TEMPFAIL, f"{pending}: tor did not reload ({error});"
                            " reload or restart tor to apply") from None
