@@ -156,3 +156,21 @@ def test_join_refuses_bad_input_and_writes_nothing(tmp_path: Path) -> None:
     assert result.returncode == 65
     assert result.stderr.count("\n") == 1
     assert not (tmp_path / "home").exists()
+
+
+def test_a_crafted_invitation_cannot_add_ssh_options(tmp_path: Path) -> None:
+    """What join writes to ~/.ssh/config comes only from checked parts of the text."""
+    text = (f"ssh:          evil\n  ProxyCommand sh -c 'touch {tmp_path}/owned'@{ONION}\n"
+            f"ssh:          root@{ONION}\n  LocalCommand touch {tmp_path}/owned\n"
+            + KEY.client_line(ONION) + "\n")
+    home = tmp_path / "home"
+
+    result = _join(home, text=text)
+
+    assert result.returncode == 0, result.stderr
+    lines = (home / ".ssh" / "config").read_text().splitlines()
+    keywords = [line.split()[0] for line in lines if line.strip() and not line.startswith("#")]
+    assert keywords == ["Host", "HostName", "User", "ProxyCommand", "IdentityFile",
+                        "IdentitiesOnly", "UserKnownHostsFile", "StrictHostKeyChecking"]
+    assert "  User root" in lines
+    assert not any("touch" in line for line in lines)
