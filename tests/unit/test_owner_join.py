@@ -174,3 +174,18 @@ def test_a_crafted_invitation_cannot_add_ssh_options(tmp_path: Path) -> None:
                         "IdentitiesOnly", "UserKnownHostsFile", "StrictHostKeyChecking"]
     assert "  User root" in lines
     assert not any("touch" in line for line in lines)
+
+
+def test_a_tor_directory_we_cannot_write_gets_the_install_line(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "onion_auth"
+    not_a_directory.write_text("")
+    home = tmp_path / "home"
+
+    result = _join(home, "--auth-dir", str(not_a_directory), text=_invitation().render())
+
+    assert result.returncode == 0, result.stderr
+    fallback = home / ".config" / "onionpost" / "onion_auth" / "onionpost-owner.auth_private"
+    assert fallback.read_text() == KEY.client_line(ONION) + "\n"
+    assert f"{fallback} {not_a_directory / 'onionpost-owner.auth_private'}\n" in result.stdout
+    assert "sudo install -m 600" in result.stdout
+    assert "has no ClientOnionAuthDir" not in result.stdout

@@ -63,20 +63,23 @@ def _install_auth(invitation: Invitation, args: argparse.Namespace,
     file_name = f"onionpost-{args.alias}.auth_private"
     tor_dir = args.auth_dir or tor_auth_dir(settings, args.torrc)
     target = (tor_dir or FALLBACK_AUTH_DIR).expanduser() / file_name
+    line = invitation.auth_private + "\n"
+    in_tor_dir = tor_dir is not None
     try:
-        write_file(target, invitation.auth_private + "\n")
+        write_file(target, line)
         print(f"wrote {target}")
-    except PermissionError:
+    except OSError as error:  # typically tor's own directory, not writable by us
         fallback = FALLBACK_AUTH_DIR.expanduser() / file_name
-        write_file(fallback, invitation.auth_private + "\n")
-        print(f"wrote {fallback}; {target.parent} is not ours, copy it there:\n"
-              f"  sudo install -m 600 -o $(stat -c %U {shlex.quote(str(target.parent))})"
-              f" {shlex.quote(str(fallback))} {shlex.quote(str(target))}")
-        tor_dir = None
+        write_file(fallback, line)
+        print(f"wrote {fallback}: cannot write {target} ({error.strerror}); put it there and"
+              f" reload tor:\n  sudo install -m 600 -o $(stat -c %U"
+              f" {shlex.quote(str(target.parent))}) {shlex.quote(str(fallback))}"
+              f" {shlex.quote(str(target))}")
+        in_tor_dir = False
     if tor_dir is None:
         print(f"your tor has no ClientOnionAuthDir: add this line to its torrc, then reload"
               f" it:\n  ClientOnionAuthDir {target.parent}")
-    if not _tell_tor(invitation, settings, from_file=tor_dir is not None):
+    if not _tell_tor(invitation, settings, from_file=in_tor_dir):
         print("tor's ControlPort did not answer: reload your tor (e.g. sudo systemctl reload"
               " tor) so it reads the key")
 
