@@ -193,3 +193,14 @@ def test_cli_refuses_a_bad_name_before_writing(access: OwnerAccess, tmp_path: Pa
     result = _owner(tmp_path, "add", "../evil")
     assert result.returncode == 64
     assert not access.clients.exists()
+
+
+def test_cli_says_which_file_it_cannot_write(access: OwnerAccess, tmp_path: Path) -> None:
+    (tmp_path / "owner-ssh").write_text("")  # a file where the keys' directory should be
+
+    result = _owner(tmp_path, "add", "laptop", "--ssh-key", ED25519)
+
+    assert result.returncode == 73
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert "owner-ssh" in result.stderr
+    assert not (access.clients / "laptop.auth").exists()

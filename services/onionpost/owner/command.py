@@ -7,7 +7,7 @@ from pathlib import Path
 
 import stem
 
-from onionpost.exits import EX_OK, EX_TEMPFAIL, CommandError
+from onionpost.exits import EX_CANTCREAT, EX_OK, EX_TEMPFAIL, CommandError
 from onionpost.owner.invitation import Invitation
 from onionpost.owner.registry import OwnerAccess, check_name, parse_ssh_key
 from onionpost.settings import Settings
@@ -51,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str], settings: Settings) -> int:
     args = _parser().parse_args(argv)
-    return int(args.run(args, settings))
+    try:
+        return int(args.run(args, settings))
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise CommandError(EX_CANTCREAT, f"{where}{error.strerror or error} (run as the user"
+                           " that owns these files: tor's, in the stack)") from None
 
 
 def _access(settings: Settings) -> OwnerAccess:
