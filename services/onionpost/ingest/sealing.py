@@ -1,0 +1,158 @@
+"""Encryption at rest in ingest: a Spool whose message reaches tmp/ only encrypted, first under
+a key of its own while it arrives, then to the owner's OpenPGP key at its end (docs/pgp.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from onionpost import maildir
+from onionpost.ingest import pgpmime
+from onionpost.ingest.spool import Spool
+from onionpost.pgp_key import EncryptionError, OwnerKey
+from onionpost.settings import Settings
+
+# A message held whole in memory up to this size is encrypted on the event loop (about a
+# millisecond); a bigger one in the sealing thread, one at a time, which bounds the memory
+# the step needs (the message, its armored form) to one message.
+INLINE_SEAL_LIMIT = 256 * 1024
+_RECORD_LENGTH = 4
+
+
+class Sealer:
+    """The owner's key and what the stored message shows of itself."""
+
+    def __init__(self, key: OwnerKey, hide_subject: bool) -> None:
+        self.key = key
+        self.hide_subject = hide_subject
+        self.thread: Executor = ThreadPoolExecutor(1, thread_name_prefix="seal")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Sealer | None:
+        """None without ONIONPOST_PGP_KEY; ConfigError if the key is not fit (fail closed)."""
+        if settings.pgp_key is None:
+            return None
+        return cls(OwnerKey.load(settings.pgp_key), settings.pgp_subject == "hide")
+
+    def stored(self, message: bytes) -> list[bytes]:
+        """What is stored for the message (after our trace fields). Raises EncryptionError."""
+        if pgpmime.already_encrypted(message):
+            return [message]
+        return pgpmime.wrap(message, self.key.encrypt(message), self.hide_subject)
+
+    def spool(self, tmp_dir: str, queue_id: str, header: bytes, threads: Executor) -> Spool:
+        return SealedSpool(tmp_dir, queue_id, header, threads, self)
+
+
+class SpillCipher:
+    """AES-256-GCM under a key made for one message and held only in memory: the blocks a
+    message spills to tmp/ while it arrives are records of length, nonce and ciphertext."""
+
+    def __init__(self) -> None:
+        self._aead = AESGCM(AESGCM.generate_key(256))
+        self._records = 0
+
+    def seal(self, parts: list[bytes]) -> bytes:
+        nonce = self._records.to_bytes(12, "big")  # a counter: the key is used for no other
+        self._records += 1
+        record = nonce + self._aead.encrypt(nonce, b"".join(parts), None)
+        return len(record).to_bytes(_RECORD_LENGTH, "big") + record
+
+    def open_file(self, path: str) -> list[bytes]:
+        """Every record of the file, decrypted, in order."""
+        with open(path, "rb") as spilled:
+            parts = []
+            for _ in range(self._records):
+                size = int.from_bytes(spilled.read(_RECORD_LENGTH), "big")
+                record = spilled.read(size)
+                parts.append(self._aead.decrypt(record[:12], record[12:], None))
+        return parts
+
+
+class SealedSpool(Spool):
+    """A Spool that never writes plaintext: spilled blocks go through a SpillCipher, and
+    `seal` turns the whole message into its stored, encrypted form before the delivery."""
+
+    def __init__(self, tmp_dir: str, queue_id: str, header: bytes, threads: Executor,
+                 sealer: Sealer) -> None:
+        super().__init__(tmp_dir, queue_id, header, threads)
+        self._sealer = sealer
+        self._trace_size = len(header)
+        self._cipher = SpillCipher()
+        self._sealed = False
+
+    async def seal(self) -> None:
+        """The message in its stored form from now on: `size` is the stored size. Raises
+        EncryptionError; a disk error is left in `error`, as a spill's is."""
+        if self.error is not None or self._removed:
+            return
+        if self.tmp_name is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._sealer.thread, self._seal_file)
+            except OSError as error:
+                self.error = error
+                return
+        elif self.size > INLINE_SEAL_LIMIT:
+            await asyncio.get_running_loop().run_in_executor(
+                self._sealer.thread, self._seal_memory)
+        else:
+            self._seal_memory()
+        self._sealed = True
+
+    async def finish(self) -> maildir.Content:
+        if not self._sealed:  # a bug, never a reason to store plaintext
+            raise OSError(errno.EIO, "message not sealed")
+        if self.tmp_name is None:
+            return await super().finish()
+        return maildir.Written(self.tmp_name)
+
+    def _write(self, parts: list[bytes]) -> None:
+        super()._write([self._cipher.seal(parts)])
+
+    def _stored(self, content: list[bytes]) -> list[bytes]:
+        whole = b"".join(content)
+        return [whole[:self._trace_size], *self._sealer.stored(whole[self._trace_size:])]
+
+    def _seal_memory(self) -> None:
+        self._tail = self._stored(self._tail)
+        self.size = sum(map(len, self._tail))
+
+    def _seal_file(self) -> None:
+        """In the sealing thread: the spilled records and the in-memory end, encrypted to
+        the owner's key into a new tmp/ file that replaces the spill file."""
+        with self._lock:
+            if self._removed:
+                raise OSError(errno.ECANCELED, "message discarded")
+            parts = self._cipher.open_file(self._path)
+        stored = self._stored([*parts, *self._tail])
+        del parts
+        sealed_path = self._path + ".pgp"
+        with self._lock:
+            if self._removed:
+                raise OSError(errno.ECANCELED, "message discarded")
+            fd = os.open(sealed_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                for part in stored:
+                    view = memoryview(part)
+                    while view:
+                        view = view[os.write(fd, view):]
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(sealed_path)
+                raise
+            finally:
+                os.close(fd)
+            os.close(self._fd)
+            os.unlink(self._path)
+            self._fd, self._path, self._tail = -1, sealed_path, []
+            self.tmp_name = f"{self.tmp_name}.pgp"
+            self.size = sum(map(len, stored))
+
+
+__all__ = ["EncryptionError", "SealedSpool", "Sealer"]
