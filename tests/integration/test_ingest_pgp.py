@@ -9,6 +9,7 @@ import os
 import smtplib
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -264,3 +265,28 @@ def test_a_binary_key_works_too(start_ingest: Callable[..., IngestProcess], gpg:
     ingest = start_ingest(pgp_key=binary)
     send(ingest, message())
     assert decrypted(gpg, only_stored(ingest)) == message()
+
+
+def test_a_key_that_expires_while_ingest_runs_gets_451_and_nothing_stored(
+        start_ingest: Callable[..., IngestProcess], tmp_path: Path) -> None:
+    """The only failure of encryption a real key can bring once ingest has checked it at
+    start: it expires (here 20 s after this test makes it). Fail closed: 451, no file."""
+    keys = GnuPG(tmp_path / "gnupg")
+    expires = int(time.time()) + 20
+    keys.make_key("soon@x", "future-default", "default", "1d",
+                  "--faked-system-time", str(expires - 86_400))
+    key = tmp_path / "soon.asc"
+    key.write_bytes(keys.export("soon@x"))
+    ingest = start_ingest(pgp_key=key)
+    wait_for(lambda: time.time() > expires + 1, timeout=60, what="the key to expire")
+    for size in (0, 1_000_000):  # in memory, and spilled to tmp/
+        with RawSMTP(ingest.port, timeout=60) as client:
+            client.greeting()
+            session_until_data(client, RCPT)
+            client.send(message(b"x" * 998 + b"\r\n") * (size // 1000 + 1) + b".\r\n")
+            reply = client.reply()
+            assert reply is not None and (reply.code, reply.enhanced) == (451, "4.3.0")
+    assert ingest.messages() == []
+    wait_for(lambda: not files_in(ingest.maildir / "tmp"), what="tmp/ to be emptied")
+    assert ingest.logs().count("event=encrypt_failed") == 2
+    assert MARKER not in ingest.logs().encode()
