@@ -20,10 +20,12 @@ from tests.support.gpg import PAST, GnuPG
 from tests.support.net import wait_for
 from tests.support.servers import IngestProcess
 from tests.support.smtp import RawSMTP, session_until_data
+from tests.support.unfinished_data import CHUNK_LINE, UnfinishedData, memory_kb
 
 OWNER = "owner@example.onion"
 MARKER = b"zq-secret-7341"  # in every subject and body sent here, never anywhere in clear
 SUBJECT_MARKER = b"subject-zq-9157"
+MB = 1_000_000
 
 
 @pytest.fixture(scope="module")
@@ -290,3 +292,31 @@ def test_a_key_that_expires_while_ingest_runs_gets_451_and_nothing_stored(
     wait_for(lambda: not files_in(ingest.maildir / "tmp"), what="tmp/ to be emptied")
     assert ingest.logs().count("event=encrypt_failed") == 2
     assert MARKER not in ingest.logs().encode()
+
+
+def test_memory_stays_bounded_with_30_sessions_of_9_mb_encrypted(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG) -> None:
+    """test_ingest_streaming's attack with a key set: the spill is encrypted as it comes,
+    the sealing of the 30 messages at their end runs one at a time."""
+    ingest = start_ingest(pgp_key=owner_key, max_message_size=10 * MB, max_bytes="1GB",
+                          max_sessions=40, circuit_max_sessions=40,
+                          circuit_messages_per_minute=100)
+    assert ingest.process is not None
+    attack = UnfinishedData(ingest.port, RCPT, sessions=30, size=9 * MB).open()
+    try:
+        attack.send()
+        held_kb = memory_kb(ingest.process.pid)
+        assert held_kb < 200_000, f"ingest holds {held_kb} KiB"
+        spilled = files_in(ingest.maildir / "tmp")
+        assert len(spilled) == 30
+        assert all(CHUNK_LINE not in path.read_bytes()[:1_000_000] for path in spilled)
+        replies = attack.finish()
+    finally:
+        attack.close()
+    assert [reply[:3] for reply in replies] == [b"250"] * 30
+    peak_kb = memory_kb(ingest.process.pid, "VmHWM")
+    assert peak_kb < 250_000, f"ingest's peak: {peak_kb} KiB"
+    stored = ingest.messages()
+    assert len(stored) == 30 and files_in(ingest.maildir / "tmp") == []
+    clear = decrypted(gpg, stored[0].read_bytes())
+    assert CHUNK_LINE * 100 in clear and CHUNK_LINE not in stored[0].read_bytes()
