@@ -133,15 +133,17 @@ def test_an_expired_key_fails_the_seal_and_nothing_is_kept(
     assert os.listdir(tmp_dir) == []
 
 
+def spill(cipher: SpillCipher, parts: list[bytes]) -> bytes:
+    return b"".join(frame + bytes(text) for frame, text in cipher.records(parts))
+
+
 def test_the_spill_cipher_round_trips_and_its_key_is_its_own(tmp_path: Path) -> None:
     cipher, other = SpillCipher(), SpillCipher()
     path = tmp_path / "spill"
-    records = [cipher.seal([b"one", b"two"]), cipher.seal([b"three"])]
-    path.write_bytes(b"".join(records))
-    assert cipher.open_file(str(path)) == [b"onetwo", b"three"]
-    assert b"one" not in path.read_bytes()
-    other.seal([b"x"])
-    other.seal([b"y"])
+    path.write_bytes(spill(cipher, [b"one", b"two"]) + spill(cipher, [b"three" * 70_000]))
+    assert cipher.open_file(str(path)) == [b"one", b"two", b"three" * 70_000]
+    assert b"one" not in path.read_bytes() and b"three" not in path.read_bytes()
+    spill(other, [b"x", b"y", b"z"])
     with pytest.raises(InvalidTag):
         other.open_file(str(path))
 

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import errno
 import os
+import threading
+from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -21,7 +23,8 @@ from onionpost.settings import Settings
 # millisecond); a bigger one in the sealing thread, one at a time, which bounds the memory
 # the step needs (the message, its armored form) to one message.
 INLINE_SEAL_LIMIT = 256 * 1024
-_RECORD_LENGTH = 4
+_LENGTH, _NONCE, _TAG = 4, 12, 16
+_THREAD = threading.local()
 
 
 class Sealer:
@@ -50,28 +53,40 @@ class Sealer:
 
 
 class SpillCipher:
-    """AES-256-GCM under a key made for one message and held only in memory: the blocks a
-    message spills to tmp/ while it arrives are records of length, nonce and ciphertext."""
+    """AES-256-GCM under a key made for one message and held only in memory: each block a
+    message spills to tmp/ while it arrives is a record (length, nonce, ciphertext)."""
 
     def __init__(self) -> None:
         self._aead = AESGCM(AESGCM.generate_key(256))
         self._records = 0
 
-    def seal(self, parts: list[bytes]) -> bytes:
-        nonce = self._records.to_bytes(12, "big")  # a counter: the key is used for no other
-        self._records += 1
-        record = nonce + self._aead.encrypt(nonce, b"".join(parts), None)
-        return len(record).to_bytes(_RECORD_LENGTH, "big") + record
+    def records(self, parts: list[bytes]) -> Iterator[tuple[bytes, memoryview]]:
+        """Each part as (frame, ciphertext). The ciphertext lives in a buffer of this thread
+        that the next record reuses (no allocation per block, which with many sessions
+        spilling at once left memory behind in the threads' malloc arenas): write it first."""
+        for part in parts:
+            nonce = self._records.to_bytes(_NONCE, "big")  # a counter: the key is this one's
+            self._records += 1
+            ciphertext = _buffer(len(part) + _TAG)
+            self._aead.encrypt_into(nonce, part, None, ciphertext)
+            yield (_NONCE + len(ciphertext)).to_bytes(_LENGTH, "big") + nonce, ciphertext
 
     def open_file(self, path: str) -> list[bytes]:
         """Every record of the file, decrypted, in order."""
         with open(path, "rb") as spilled:
             parts = []
             for _ in range(self._records):
-                size = int.from_bytes(spilled.read(_RECORD_LENGTH), "big")
+                size = int.from_bytes(spilled.read(_LENGTH), "big")
                 record = spilled.read(size)
-                parts.append(self._aead.decrypt(record[:12], record[12:], None))
+                parts.append(self._aead.decrypt(record[:_NONCE], record[_NONCE:], None))
         return parts
+
+
+def _buffer(size: int) -> memoryview:
+    buffer: bytearray | None = getattr(_THREAD, "buffer", None)
+    if buffer is None or len(buffer) < size:
+        buffer = _THREAD.buffer = bytearray(max(size, 256 * 1024))
+    return memoryview(buffer)[:size]
 
 
 class SealedSpool(Spool):
@@ -82,7 +97,6 @@ class SealedSpool(Spool):
                  sealer: Sealer) -> None:
         super().__init__(tmp_dir, queue_id, header, threads)
         self._sealer = sealer
-        self._trace_size = len(header)
         self._cipher = SpillCipher()
         self._sealed = False
 
@@ -113,14 +127,13 @@ class SealedSpool(Spool):
         return maildir.Written(self.tmp_name)
 
     def _write(self, parts: list[bytes]) -> None:
-        super()._write([self._cipher.seal(parts)])
-
-    def _stored(self, content: list[bytes]) -> list[bytes]:
-        whole = b"".join(content)
-        return [whole[:self._trace_size], *self._sealer.stored(whole[self._trace_size:])]
+        for frame, ciphertext in self._cipher.records(parts):
+            # Spool writes any buffer; its list[bytes] is what its own callers pass.
+            super()._write([frame, ciphertext])  # type: ignore[list-item]
 
     def _seal_memory(self) -> None:
-        self._tail = self._stored(self._tail)
+        header, *content = self._tail  # our trace fields are the first part, on their own
+        self._tail = [header, *self._sealer.stored(b"".join(content))]
         self.size = sum(map(len, self._tail))
 
     def _seal_file(self) -> None:
@@ -129,9 +142,11 @@ class SealedSpool(Spool):
         with self._lock:
             if self._removed:
                 raise OSError(errno.ECANCELED, "message discarded")
-            parts = self._cipher.open_file(self._path)
-        stored = self._stored([*parts, *self._tail])
-        del parts
+            header, *parts = self._cipher.open_file(self._path)
+        message = b"".join([*parts, *self._tail])
+        del parts  # one copy of the message, not two, while it is encrypted
+        stored = [header, *self._sealer.stored(message)]
+        del message
         sealed_path = self._path + ".pgp"
         with self._lock:
             if self._removed:
