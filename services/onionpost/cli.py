@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("onionpost.fetch.client:main", "move mail from the server to this machine"),
     "fetch-serve": ("onionpost.fetch.serve:main", "server side of fetch (forced command)"),
     "owner-key": ("onionpost.fetch.owner_key:main", "client-authorization keys for the owner"),
+    "pgp-key": ("onionpost.pgp_key_command:main", "the owner's OpenPGP key (encryption at rest)"),
     "tor-connect": ("onionpost.tor.proxy_command:main", "ssh ProxyCommand through tor's SOCKS"),
 }
 
