@@ -97,7 +97,7 @@ class SealedSpool(Spool):
                  sealer: Sealer) -> None:
         super().__init__(tmp_dir, queue_id, header, threads)
         self._sealer = sealer
-        self._cipher = SpillCipher()
+        self._cipher: SpillCipher | None = None  # made on the first spill: most never do
         self._sealed = False
 
     async def seal(self) -> None:
@@ -127,6 +127,8 @@ class SealedSpool(Spool):
         return maildir.Written(self.tmp_name)
 
     def _write(self, parts: list[bytes]) -> None:
+        if self._cipher is None:  # writes of one spool run one at a time
+            self._cipher = SpillCipher()
         for frame, ciphertext in self._cipher.records(parts):
             # Spool writes any buffer; its list[bytes] is what its own callers pass.
             super()._write([frame, ciphertext])  # type: ignore[list-item]
@@ -142,6 +144,7 @@ class SealedSpool(Spool):
         with self._lock:
             if self._removed:
                 raise OSError(errno.ECANCELED, "message discarded")
+            assert self._cipher is not None  # spilled: tmp_name is set
             header, *parts = self._cipher.open_file(self._path)
         message = b"".join([*parts, *self._tail])
         del parts  # one copy of the message, not two, while it is encrypted
