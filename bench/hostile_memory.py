@@ -2,7 +2,8 @@
 it without the end, then all finish together, against a real `onionpost ingest` (10 MB size
 limit) while an honest sender delivers small messages on its own session.
 
-Environment: BENCH_ATTACK_SESSIONS (30), BENCH_ATTACK_MB (9): the attack's shape.
+Environment: BENCH_ATTACK_SESSIONS (30), BENCH_ATTACK_MB (9): the attack's shape;
+BENCH_ATTACK_PGP=1: with encryption at rest (a throw-away key made by gpg).
 `python -m bench.hostile_memory` prints the rows; bench/hostile.py puts them in its table.
 """
 
@@ -15,6 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.gpg import GnuPG
 from tests.support.servers import IngestProcess, RedisServer
 from tests.support.unfinished_data import UnfinishedData, memory_kb
 
@@ -70,6 +72,7 @@ def attack_unfinished_data() -> list[tuple[str, str, str, str, bool]]:
     with tempfile.TemporaryDirectory(prefix="onionpost-bench-memory-") as base:
         redis = RedisServer(Path(base) / "redis").start()
         ingest = IngestProcess(Path(base) / "inbox", DOMAIN, {
+            **(owner_key(Path(base)) if os.environ.get("BENCH_ATTACK_PGP") == "1" else {}),
             "ONIONPOST_REDIS_URL": redis.url, "ONIONPOST_MAX_MESSAGE_SIZE": "10MB",
             "ONIONPOST_MAX_BYTES": "10GB", "ONIONPOST_MAX_MESSAGES": "100000",
             "ONIONPOST_MAX_SESSIONS": str(sessions + 10),
@@ -80,6 +83,14 @@ def attack_unfinished_data() -> list[tuple[str, str, str, str, bool]]:
         finally:
             ingest.stop()
             redis.stop()
+
+
+def owner_key(base: Path) -> dict[str, str]:
+    """ONIONPOST_PGP_KEY: an owner's key made by gpg in a throw-away home."""
+    gpg = GnuPG(base / "gnupg")
+    gpg.make_key("owner@bench.onion")
+    (base / "owner.asc").write_bytes(gpg.export("owner@bench.onion"))
+    return {"ONIONPOST_PGP_KEY": str(base / "owner.asc")}
 
 
 def _attack(ingest: IngestProcess, sessions: int, size: int) -> list[tuple[str, str, str,
@@ -99,6 +110,8 @@ def _attack(ingest: IngestProcess, sessions: int, size: int) -> list[tuple[str, 
     peak_mb = memory_kb(pid, "VmHWM") * 1024 / MB
     stored = sum(reply.startswith(b"250") for reply in replies)
     shape = f"{sessions} x {size / MB:g} MB"
+    if "ONIONPOST_PGP_KEY" in ingest.env:
+        shape += " encrypted"
     return [
         row(f"ingest RSS, {shape} unfinished (at rest {at_rest_mb:.0f} MB)",
             f"{held_mb:.0f} MB", f"<= {HELD_GOAL_MB} MB", held_mb <= HELD_GOAL_MB),

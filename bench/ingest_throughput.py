@@ -8,7 +8,10 @@ Both Maildirs live in one temporary directory on the same filesystem (see TMPDIR
 
 Environment: BENCH_MESSAGES (default 3000), BENCH_ROUNDS (3), BENCH_WORKERS ("1,2": ingest
 process counts to measure), BENCH_FSYNC ("group,file": ONIONPOST_FSYNC modes to measure),
-BENCH_KEEP_ALIVE=1 (-d: many messages per session).
+BENCH_PGP ("1:group": workers:mode setups measured again with encryption at rest, to a key
+made by gpg; empty: none), BENCH_KEEP_ALIVE=1 (-d: many messages per session),
+BENCH_LARGE_MESSAGES (100; 0: none): a second table with messages of 1 MB (Postfix,
+onionpost workers=1 fsync=group, plain and encrypted).
 
 "CPU ms/msg" is the CPU time (user + system) that the ingest processes (parent and workers)
 spent while smtp-source ran, divided by the messages: start-up is not counted.
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.gpg import GnuPG
 from tests.support.servers import IngestProcess, RedisServer
 
 from bench.postfix_reference import PostfixReference
@@ -32,6 +36,7 @@ from bench.postfix_reference import PostfixReference
 DOMAIN = "bench.onion"
 SESSIONS = 20
 PAYLOAD = 10_240
+LARGE_PAYLOAD = 1_000_000
 POLL_SECONDS = 0.02
 
 
@@ -47,17 +52,29 @@ class Run:
         return self.messages / self.seconds
 
 
-def smtp_source(port: int, messages: int, keep_alive: bool) -> list[str]:
-    return ["smtp-source", "-s", str(SESSIONS), "-m", str(messages), "-l", str(PAYLOAD),
+@dataclass(frozen=True)
+class Setup:
+    workers: int
+    fsync: str
+    pgp_key: Path | None = None  # encryption at rest to this key
+
+    @property
+    def name(self) -> str:
+        return (f"onionpost workers={self.workers} fsync={self.fsync}"
+                + (" pgp" if self.pgp_key else ""))
+
+
+def smtp_source(port: int, messages: int, keep_alive: bool, payload: int) -> list[str]:
+    return ["smtp-source", "-s", str(SESSIONS), "-m", str(messages), "-l", str(payload),
             "-M", "client.invalid", "-f", "sender@client.invalid", "-t", f"box@{DOMAIN}",
             *(["-d"] if keep_alive else []), f"127.0.0.1:{port}"]
 
 
 def send(port: int, messages: int, keep_alive: bool,
-         delivered: Callable[[], int]) -> Run:
+         delivered: Callable[[], int], payload: int) -> Run:
     """Run smtp-source, then wait until `delivered()` reaches `messages`."""
     start = time.monotonic()
-    client = subprocess.Popen(smtp_source(port, messages, keep_alive),
+    client = subprocess.Popen(smtp_source(port, messages, keep_alive, payload),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     client_seconds = 0.0
     while True:
@@ -80,12 +97,13 @@ def count_new(maildir: Path) -> int:
         return 0
 
 
-def ingest_round(base: Path, redis: RedisServer, workers: int, fsync: str, messages: int,
-                 keep_alive: bool) -> Run:
+def ingest_round(base: Path, redis: RedisServer, setup: Setup, messages: int,
+                 keep_alive: bool, payload: int = PAYLOAD) -> Run:
     maildir = base / "inbox"
     ingest = IngestProcess(maildir, DOMAIN, {
-        "ONIONPOST_REDIS_URL": redis.url, "ONIONPOST_INGEST_WORKERS": str(workers),
-        "ONIONPOST_FSYNC": fsync,
+        "ONIONPOST_REDIS_URL": redis.url, "ONIONPOST_INGEST_WORKERS": str(setup.workers),
+        "ONIONPOST_FSYNC": setup.fsync,
+        **({"ONIONPOST_PGP_KEY": str(setup.pgp_key)} if setup.pgp_key else {}),
         "ONIONPOST_MAX_MESSAGES": str(messages * 2), "ONIONPOST_MAX_BYTES": "10GB",
         "ONIONPOST_CIRCUIT_MAX_SESSIONS": str(SESSIONS * 2),
         "ONIONPOST_CIRCUIT_MESSAGES_PER_MINUTE": str(messages * 100)})
@@ -95,7 +113,7 @@ def ingest_round(base: Path, redis: RedisServer, workers: int, fsync: str, messa
         assert ingest.process is not None
         cpu_before = cpu_seconds(ingest.process.pid)
         # Every 250 came after the fsyncs: smtp-source's end is the last durable message.
-        run = send(ingest.port, messages, keep_alive, lambda: count_new(maildir))
+        run = send(ingest.port, messages, keep_alive, lambda: count_new(maildir), payload)
         cpu_ms = (cpu_seconds(ingest.process.pid) - cpu_before) * 1000 / messages
         return Run(run.messages, run.client_seconds, run.client_seconds, cpu_ms)
     finally:
@@ -113,10 +131,10 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def postfix_round(postfix: PostfixReference, number: int, messages: int,
-                  keep_alive: bool) -> Run:
+def postfix_round(postfix: PostfixReference, number: int | str, messages: int,
+                  keep_alive: bool, payload: int = PAYLOAD) -> Run:
     postfix.set_aside_maildir(str(number))
-    run = send(postfix.port, messages, keep_alive, postfix.delivered)
+    run = send(postfix.port, messages, keep_alive, postfix.delivered, payload)
     postfix.wait_idle()
     return run
 
@@ -141,15 +159,36 @@ def table(results: dict[str, list[Run]], reference: str) -> str:
     return "\n".join(lines)
 
 
+def owner_key(base: Path) -> Path:
+    """An owner's key as gpg makes it (ed25519/cv25519), in a throw-away home."""
+    gpg = GnuPG(base / "gnupg")
+    gpg.make_key("owner@bench.onion")
+    path = base / "owner.asc"
+    path.write_bytes(gpg.export("owner@bench.onion"))
+    return path
+
+
+def setups_from_env(key: Path) -> list[Setup]:
+    # (workers, ONIONPOST_FSYNC) pairs: the default group commit, and an fsync per file.
+    setups = [Setup(int(n), mode) for mode in os.environ.get("BENCH_FSYNC", "group,file").split(",")
+              for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
+    for pair in os.environ.get("BENCH_PGP", "1:group").split(","):
+        if pair.strip():
+            workers, _, mode = pair.partition(":")
+            setups.append(Setup(int(workers), mode or "group", key))
+    return setups
+
+
 def main() -> None:
     messages = int(os.environ.get("BENCH_MESSAGES", "3000"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
-    # (workers, ONIONPOST_FSYNC) pairs: the default group commit, and an fsync per file.
-    setups = [(int(n), mode) for mode in os.environ.get("BENCH_FSYNC", "group,file").split(",")
-              for n in os.environ.get("BENCH_WORKERS", "1,2").split(",")]
+    large = int(os.environ.get("BENCH_LARGE_MESSAGES", "100"))
     keep_alive = os.environ.get("BENCH_KEEP_ALIVE") == "1"
     base = Path(tempfile.mkdtemp(prefix="onionpost-bench-ingest-"))
     base.chmod(0o755)  # Postfix's virtual(8) runs as nobody and must reach its Maildir
+    key = owner_key(base)
+    setups = setups_from_env(key)
+    large_setups = [Setup(1, "group"), Setup(1, "group", key)] if large else []
     print(f"{messages} messages of {PAYLOAD} B, {SESSIONS} sessions, "
           f"{'-d (kept sessions)' if keep_alive else 'one message per session'}, "
           f"{rounds} rounds; Maildirs under {base}; load before: {load()}", flush=True)
@@ -157,21 +196,33 @@ def main() -> None:
     postfix = PostfixReference(base / "postfix", DOMAIN)
     reference = "postfix (virtual)"
     results: dict[str, list[Run]] = {reference: []}
-    results.update({f"onionpost workers={n} fsync={mode}": [] for n, mode in setups})
+    results.update({setup.name: [] for setup in setups})
+    large_results: dict[str, list[Run]] = {reference: []}
+    large_results.update({setup.name: [] for setup in large_setups})
     try:
         postfix.start()
         for number in range(rounds):
             results[reference].append(postfix_round(postfix, number, messages, keep_alive))
-            for workers, mode in setups:
-                results[f"onionpost workers={workers} fsync={mode}"].append(ingest_round(
-                    base / f"ingest-{workers}-{mode}-{number}", redis, workers, mode,
-                    messages, keep_alive))
+            for index, setup in enumerate(setups):
+                results[setup.name].append(ingest_round(
+                    base / f"ingest-{index}-{number}", redis, setup, messages, keep_alive))
+            if not large:
+                continue
+            large_results[reference].append(postfix_round(
+                postfix, f"large-{number}", large, keep_alive, LARGE_PAYLOAD))
+            for index, setup in enumerate(large_setups):
+                large_results[setup.name].append(ingest_round(
+                    base / f"large-{index}-{number}", redis, setup, large, keep_alive,
+                    LARGE_PAYLOAD))
     finally:
         postfix.stop()
         postfix.cleanup()
         redis.stop()
         subprocess.run(["rm", "-rf", str(base)], check=False)
     print(table(results, reference))
+    if large:
+        print(f"\n{large} messages of {LARGE_PAYLOAD} B, {SESSIONS} sessions")
+        print(table(large_results, reference))
     print(f"medians of {rounds} rounds; 'seconds' = until the last message was on disk; "
           f"load after: {load()}")
 

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch-serve": ("onionpost.fetch.serve:main", "server side of fetch (forced command)"),
     "owner": ("onionpost.owner.command:main", "owner devices of the owner onion: add, list,"
               " remove, join"),
+    "pgp-key": ("onionpost.pgp_key_command:main", "the owner's OpenPGP key (encryption at rest)"),
     "tor-connect": ("onionpost.tor.proxy_command:main", "ssh ProxyCommand through tor's SOCKS"),
 }
 

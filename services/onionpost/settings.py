@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     tls_min: Literal["1.2", "1.3"] = Field("1.2", description="lowest TLS version offered")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level (logs never hold bodies, addresses or IPs)")
+    pgp_key: Path | None = Field(
+        None, description="owner's OpenPGP public key: every message is stored encrypted to "
+        "it (docs/pgp.md); empty: stored in clear")
+    pgp_subject: Literal["hide", "keep"] = Field(
+        "hide", description="with pgp_key: hide (the stored Subject is '...') or keep it")
 
     # --- redis / queues ---------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for state + queues")

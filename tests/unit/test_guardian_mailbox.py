@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from onionpost import maildir
 from onionpost.guardian import mailbox
-from onionpost.guardian.mailbox import FIELD_CHARS, summary_of
+from onionpost.guardian.mailbox import FIELD_CHARS, SUBJECT_HIDDEN, summary_of
+from onionpost.ingest.pgpmime import wrap
 
 
 @pytest.fixture
@@ -57,10 +58,24 @@ def test_find_follows_a_message_into_cur(box: Path) -> None:
     (b"From: undisclosed-recipients:;\r\nSubject: s\r\n", ("(no sender)", "s")),
     (b"from: a@b.onion\r\nSUBJECT: a\r\n  folded\r\n\tone\r\n", ("a@b.onion", "a  folded\tone")),
     (b"From: x@y.onion (Your Bank)\r\n", ("x@y.onion", "(no subject)")),
+    # encrypted, the Subject hidden (at rest by ingest, or by the sender's neomutt)
+    (b"From: a@b.onion\r\nSubject: ...\r\nContent-Type: Multipart/Encrypted;\r\n"
+     b" protocol=\"application/pgp-encrypted\"\r\n", ("a@b.onion", SUBJECT_HIDDEN)),
+    (b"Subject: ...\r\n", ("(no sender)", "...")),  # a real subject of three dots
+    (b"Subject: kept\r\nContent-Type: multipart/encrypted\r\n", ("(no sender)", "kept")),
 ])
 def test_sender_and_subject(box: Path, header: bytes, expected: tuple[str, str]) -> None:
     path = put(box, "new", "1800000000.M1R2.onionpost,S=1", header + b"\r\nbody\r\n")
     assert mailbox.sender_and_subject(path) == expected
+
+
+def test_a_message_stored_encrypted_says_its_subject_is_hidden() -> None:
+    message = b"From: a@b.onion\r\nSubject: the real one\r\n\r\nbody\r\n"
+    armored = b"-----BEGIN PGP MESSAGE-----\n\nxx\n-----END PGP MESSAGE-----\n"
+    stored = b"Return-Path: <a@b.onion>\r\n" + b"".join(wrap(message, armored, True))
+    assert summary_of(stored) == ("a@b.onion", SUBJECT_HIDDEN)
+    kept = b"".join(wrap(message, armored, False))
+    assert summary_of(kept) == ("a@b.onion", "the real one")
 
 
 def test_only_the_header_is_read(box: Path) -> None:

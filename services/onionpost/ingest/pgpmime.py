@@ -1,0 +1,88 @@
+"""The stored form of a message encrypted at rest: PGP/MIME (RFC 3156) around the message as
+received, with the outer header fields of RFC 9788 (docs/pgp.md). Pure functions on bytes."""
+
+from __future__ import annotations
+
+import secrets
+from email.message import Message
+
+# In clear outside, copied from the message (first field of each name): what delivery and
+# threading need. Our Return-Path and Received come before them, as without a key.
+KEPT = (b"from", b"to", b"cc", b"date", b"message-id", b"in-reply-to", b"references")
+HIDDEN_SUBJECT = b"Subject: ...\r\n"
+BEGIN, END = b"-----BEGIN PGP MESSAGE-----", b"-----END PGP MESSAGE-----"
+
+
+def split_header(message: bytes) -> tuple[bytes, bytes]:
+    """The header section (each line with its CRLF) and the body after the blank line."""
+    if message.startswith(b"\r\n"):
+        return b"", message[2:]
+    end = message.find(b"\r\n\r\n")
+    if end < 0:
+        return message, b""
+    return message[:end + 2], message[end + 4:]
+
+
+def header_fields(header: bytes) -> dict[bytes, bytes]:
+    """Lower-cased name -> the first field of that name, raw, continuation lines and CRLF
+    included."""
+    fields: dict[bytes, bytes] = {}
+    name, lines = b"", []
+    for line in header.split(b"\r\n")[:-1]:
+        if line[:1] in (b" ", b"\t") and name:
+            lines.append(line)
+            continue
+        if name and name not in fields:
+            fields[name] = b"\r\n".join(lines) + b"\r\n"
+        colon = line.find(b":")
+        name, lines = (line[:colon].strip().lower(), [line]) if colon > 0 else (b"", [])
+    if name and name not in fields:
+        fields[name] = b"\r\n".join(lines) + b"\r\n"
+    return fields
+
+
+def already_encrypted(message: bytes) -> bool:
+    """PGP/MIME (multipart/encrypted, protocol application/pgp-encrypted) or a body that is
+    one inline PGP message: stored as received, not wrapped again."""
+    header, body = split_header(message)
+    content_type = header_fields(header).get(b"content-type")
+    if content_type is not None:
+        parsed = Message()
+        parsed["Content-Type"] = (content_type.partition(b":")[2].replace(b"\r\n", b"")
+                                  .decode("ascii", "replace").strip())
+        protocol = str(parsed.get_param("protocol") or "").lower()
+        if parsed.get_content_type() == "multipart/encrypted":
+            return protocol == "application/pgp-encrypted"
+    text = body.strip()
+    return text.startswith(BEGIN) and text.endswith(END) and text.count(BEGIN) == 1
+
+
+def wrap(message: bytes, armored: bytes, hide_subject: bool) -> list[bytes]:
+    """The stored parts after our trace fields: outer fields, then the PGP/MIME structure
+    around `armored` (the message encrypted, ASCII armored)."""
+    fields = header_fields(split_header(message)[0])
+    outer = [fields[name] for name in KEPT if name in fields]
+    subject = fields.get(b"subject")
+    if subject is not None:
+        outer.append(HIDDEN_SUBJECT if hide_subject else subject)
+    boundary = b"onionpost-" + secrets.token_hex(16).encode("ascii")
+    delimiter = b"--" + boundary + b"\r\n"
+    return [
+        *outer,
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";\r\n"
+        b"\tboundary=\"" + boundary + b"\"\r\n"
+        b"\r\n"
+        b"This is an OpenPGP/MIME encrypted message (RFC 3156).\r\n" + delimiter +
+        b"Content-Type: application/pgp-encrypted\r\n"
+        b"Content-Description: PGP/MIME version identification\r\n"
+        b"\r\n"
+        b"Version: 1\r\n"
+        b"\r\n" + delimiter +
+        b"Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n"
+        b"Content-Description: OpenPGP encrypted message\r\n"
+        b"Content-Disposition: inline; filename=\"encrypted.asc\"\r\n"
+        b"\r\n",
+        armored.rstrip(b"\n").replace(b"\n", b"\r\n"),
+        b"\r\n\r\n--" + boundary + b"--\r\n",
+    ]

@@ -1,0 +1,83 @@
+"""`onionpost pgp-key`: put the owner's OpenPGP public key where ingest reads it, checked as
+ingest checks it (`import`), or show which key that is (`show`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from onionpost.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_USAGE, CommandError
+from onionpost.pgp_key import OwnerKey
+from onionpost.settings import ConfigError, Settings
+
+MAX_KEY_BYTES = 1_000_000  # a public key with many signatures is tens of KB
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onionpost pgp-key", description="the owner's OpenPGP key, for encryption at rest")
+    commands = parser.add_subparsers(dest="command", required=True)
+    imported = commands.add_parser(
+        "import", help="read a public key on stdin, check it, store it for ingest")
+    imported.add_argument("--to", type=Path, help="where (default: ONIONPOST_PGP_KEY)")
+    shown = commands.add_parser("show", help="the fingerprint of the stored key")
+    shown.add_argument("--key", type=Path, help="which file (default: ONIONPOST_PGP_KEY)")
+    return parser
+
+
+def main(argv: list[str], settings: Settings) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:
+        return EX_USAGE if exit_.code else EX_OK
+    if args.command == "show":
+        key = OwnerKey.load(_target(args.key, settings))
+        print(key.fingerprint)
+        return EX_OK
+    target = _target(args.to, settings)
+    data = sys.stdin.buffer.read(MAX_KEY_BYTES + 1)
+    if len(data) > MAX_KEY_BYTES:
+        raise CommandError(EX_DATAERR, f"more than {MAX_KEY_BYTES} bytes on stdin: not a key")
+    try:
+        key = OwnerKey.parse(data, "stdin")
+    except ConfigError as error:
+        raise CommandError(EX_DATAERR, str(error)) from None
+    try:
+        write_durably(target, key.armored())
+    except OSError as error:
+        raise CommandError(EX_CANTCREAT, f"cannot write {target}: {error.strerror}") from None
+    print(f"key {key.fingerprint} stored in {target}; ingest reads it at its start "
+          "(docker compose restart ingest)")
+    return EX_OK
+
+
+def _target(path: Path | None, settings: Settings) -> Path:
+    target = path or settings.pgp_key
+    if target is None:
+        raise CommandError(EX_CONFIG, "no ONIONPOST_PGP_KEY: say where with --to/--key")
+    return target
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Whole or not at all, the old key kept until the new one is safe: written beside,
+    synced, renamed over, directory synced. Readable by all: it is a public key."""
+    temporary = path.with_name(f".{path.name}.new")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    os.rename(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

@@ -1,0 +1,93 @@
+"""The stored form of a message encrypted at rest: which fields stay outside, the PGP/MIME
+structure, and which messages are already encrypted (docs/pgp.md)."""
+
+from __future__ import annotations
+
+import email
+
+import pytest
+
+from onionpost.ingest.pgpmime import already_encrypted, header_fields, split_header, wrap
+
+ARMORED = b"-----BEGIN PGP MESSAGE-----\n\nwV4DABC\n=abcd\n-----END PGP MESSAGE-----\n"
+MESSAGE = (b"Received: from elsewhere\r\nFrom: A <a@x.onion>\r\nTo: b@y.onion,\r\n c@y.onion\r\n"
+           b"X-Mailer: secret tool\r\nSubject: the real\r\n subject\r\nDate: d\r\n"
+           b"Message-ID: <1@x>\r\nReferences: <0@x>\r\nIn-Reply-To: <0@x>\r\nCc: e@y.onion\r\n"
+           b"To: second@y.onion\r\n\r\nbody\r\n")
+
+
+def test_the_outer_fields_are_the_kept_ones_copied_byte_for_byte() -> None:
+    stored = b"".join(wrap(MESSAGE, ARMORED, hide_subject=True))
+    header, _ = split_header(stored)
+    assert header.startswith(
+        b"From: A <a@x.onion>\r\nTo: b@y.onion,\r\n c@y.onion\r\nCc: e@y.onion\r\nDate: d\r\n"
+        b"Message-ID: <1@x>\r\nIn-Reply-To: <0@x>\r\nReferences: <0@x>\r\nSubject: ...\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/encrypted;")
+    for hidden in (b"X-Mailer", b"secret tool", b"the real", b"second@", b"elsewhere"):
+        assert hidden not in stored
+
+
+def test_the_subject_is_kept_when_asked_and_absent_when_the_message_has_none() -> None:
+    kept = b"".join(wrap(MESSAGE, ARMORED, hide_subject=False))
+    assert b"\r\nSubject: the real\r\n subject\r\nMIME-Version" in kept
+    bare = b"".join(wrap(b"From: a@x\r\n\r\nhi\r\n", ARMORED, hide_subject=True))
+    assert b"Subject" not in bare
+
+
+def test_the_structure_is_rfc_3156_with_crlf_lines() -> None:
+    stored = b"".join(wrap(MESSAGE, ARMORED, hide_subject=True))
+    assert b"\n" not in stored.replace(b"\r\n", b"")
+    parsed = email.message_from_bytes(stored)
+    assert parsed.get_content_type() == "multipart/encrypted"
+    assert parsed.get_param("protocol") == "application/pgp-encrypted"
+    control, data = parsed.get_payload()
+    assert control.get_content_type() == "application/pgp-encrypted"
+    assert control.get_payload() == "Version: 1\r\n"
+    assert data.get_content_type() == "application/octet-stream"
+    assert data.get_payload(decode=True).replace(b"\r\n", b"\n") == ARMORED
+    assert parsed.defects == [] and stored.endswith(b"--\r\n")
+
+
+def test_two_stored_messages_have_different_boundaries() -> None:
+    first, second = (email.message_from_bytes(b"".join(wrap(MESSAGE, ARMORED, True)))
+                     for _ in range(2))
+    assert first.get_boundary() != second.get_boundary()
+
+
+@pytest.mark.parametrize(("header", "fields"), [
+    (b"", {}),
+    (b"A: 1\r\n", {b"a": b"A: 1\r\n"}),
+    (b"A : 1\r\na: 2\r\n", {b"a": b"A : 1\r\n"}),
+    (b" orphan\r\nB: 2\r\n\tmore\r\n", {b"b": b"B: 2\r\n\tmore\r\n"}),
+    (b"no colon\r\nC: 3\r\n", {b"c": b"C: 3\r\n"}),
+])
+def test_header_fields(header: bytes, fields: dict[bytes, bytes]) -> None:
+    assert header_fields(header) == fields
+
+
+def test_split_header() -> None:
+    assert split_header(b"A: 1\r\n\r\nbody\r\n") == (b"A: 1\r\n", b"body\r\n")
+    assert split_header(b"\r\nbody\r\n") == (b"", b"body\r\n")
+    assert split_header(b"A: 1\r\n") == (b"A: 1\r\n", b"")
+
+
+BLOCK = ARMORED.replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
+     b"boundary=x\r\n\r\n--x--\r\n", True),
+    (b"content-type: Multipart/Encrypted;\r\n\tboundary=x;\r\n"
+     b" PROTOCOL=\"Application/PGP-Encrypted\"\r\n\r\n", True),
+    (b"Content-Type: multipart/encrypted; protocol=\"application/pkcs7-mime\"\r\n\r\n", False),
+    (b"Content-Type: multipart/mixed; protocol=\"application/pgp-encrypted\"\r\n\r\n", False),
+    (b"Subject: s\r\n\r\n" + BLOCK, True),
+    (b"Subject: s\r\n\r\n\r\n  " + BLOCK + b"\r\n\r\n", True),
+    (b"Subject: s\r\n\r\nmy secret\r\n" + BLOCK, False),  # text beside the block
+    (b"Subject: s\r\n\r\n" + BLOCK + b"my secret\r\n", False),
+    (b"Subject: s\r\n\r\n" + BLOCK + b"secret\r\n" + BLOCK, False),  # text between blocks
+    (b"Subject: " + BLOCK + b"\r\nbody\r\n", False),
+    (b"Subject: s\r\n\r\nplain\r\n", False),
+])
+def test_already_encrypted(message: bytes, expected: bool) -> None:
+    assert already_encrypted(message) is expected
