@@ -204,3 +204,20 @@ def test_cli_says_which_file_it_cannot_write(access: OwnerAccess, tmp_path: Path
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
     assert "owner-ssh" in result.stderr
     assert not (access.clients / "laptop.auth").exists()
+
+
+def test_owners_added_at_the_same_moment_all_keep_their_ssh_key(access: OwnerAccess) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    keys = [Ed25519PrivateKey.generate().public_key().public_bytes(
+        Encoding.OpenSSH, PublicFormat.OpenSSH).decode() for _ in range(16)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: access.add(f"device-{n}", keys[n], "onionpost fetch-serve"),
+                      range(16)))
+
+    installed = access.ssh_keys.read_text()
+    assert [key in installed for key in keys] == [True] * 16
+    assert len(access.owners()) == 16

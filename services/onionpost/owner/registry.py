@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import fcntl
 import os
 import re
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,25 +123,42 @@ class OwnerAccess:
     def add(self, name: str, ssh_key: str | None, command: str) -> OwnerKey:
         """A new key pair for `name` (its public half in authorized_clients/) and, when
         given, its ssh key forced to `command`. Tor applies it after a reload."""
-        self._refuse_clashes(name, ssh_key)
-        self.ensure_lock()
-        if ssh_key is not None:
-            lines = [*self._key_lines(), ssh_key_line(command, ssh_key, name)]
-            self._write_keys(lines)
-        key = OwnerKey.generate()
-        write_file(self.clients / f"{name}.auth", key.service_line() + "\n", like=self.onion_dir)
-        return key
+        with self._one_change_at_a_time():
+            self._refuse_clashes(name, ssh_key)
+            self.ensure_lock()
+            if ssh_key is not None:
+                lines = [*self._key_lines(), ssh_key_line(command, ssh_key, name)]
+                self._write_keys(lines)
+            key = OwnerKey.generate()
+            write_file(self.clients / f"{name}.auth", key.service_line() + "\n",
+                       like=self.onion_dir)
+            return key
 
     def remove(self, name: str) -> None:
         """Both the auth file and the ssh key of `name` (tor forgets it after a reload)."""
-        self.ensure_lock()
-        lines = self._key_lines()
-        kept = [line for line in lines if (_line_owner(line) or ("",))[0] != name]
-        if len(kept) != len(lines):
-            self._write_keys(kept)
-        removed_auth = remove_file(self.clients / f"{name}.auth")
+        with self._one_change_at_a_time():
+            self.ensure_lock()
+            lines = self._key_lines()
+            kept = [line for line in lines if (_line_owner(line) or ("",))[0] != name]
+            if len(kept) != len(lines):
+                self._write_keys(kept)
+            removed_auth = remove_file(self.clients / f"{name}.auth")
         if not removed_auth and len(kept) == len(lines):
             raise CommandError(EX_NOUSER, f"no owner {name!r} (onionpost owner list shows them)")
+
+    @contextmanager
+    def _one_change_at_a_time(self) -> Iterator[None]:
+        """Two `owner add` at once would each rewrite the keys file from what it read."""
+        try:
+            fd = os.open(self.onion_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            raise CommandError(EX_UNAVAILABLE, f"{self.onion_dir}: no such directory (tor makes"
+                               " it when it first publishes the owner onion)") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _refuse_clashes(self, name: str, ssh_key: str | None) -> None:
         for owner in self.owners():
