@@ -45,7 +45,9 @@ def _resolve(target: str) -> Callable[[list[str], Settings], int]:
     return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
 
 
-def run(name: str, argv: list[str]) -> int:
+def run(name: str, argv: list[str], prog: str | None = None) -> int:
+    """Load the settings, run command `name`; its errors become one stderr line that starts
+    with `prog` (default `onionpost NAME`) and a sysexits code."""
     if name not in COMMANDS:
         print(f"onionpost: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return EX_USAGE
@@ -55,13 +57,20 @@ def run(name: str, argv: list[str]) -> int:
         print(f"onionpost: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
     logs.configure(settings.log_level)
+    return invoke(name, argv, settings, prog)
+
+
+def invoke(name: str, argv: list[str], settings: Settings, prog: str | None = None) -> int:
+    """Run command `name` with these settings; a ConfigError or CommandError becomes its line
+    on stderr and its exit code."""
+    prog = prog or f"onionpost {name}"
     try:
         return _resolve(COMMANDS[name][0])(argv, settings)
     except ConfigError as error:
-        print(f"onionpost {name}: configuration error: {error}", file=sys.stderr)
+        print(f"{prog}: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
     except CommandError as error:
-        print(f"onionpost {name}: {error.message}", file=sys.stderr)
+        print(f"{prog}: {error.message}", file=sys.stderr)
         return error.code
 
 
@@ -75,4 +84,4 @@ def main() -> None:
 
 def sendmail_main() -> None:
     """The `onionpost-sendmail` console script, for `set sendmail=` in neomutt."""
-    sys.exit(run("sendmail", sys.argv[1:]))
+    sys.exit(run("sendmail", sys.argv[1:], prog="onionpost-sendmail"))

@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 
 from onionpost import stack_secrets
+from onionpost.exits import EX_OK
 from onionpost.settings import ConfigError, Settings
-
-EX_OK = 0
 
 
 def main(argv: list[str], settings: Settings) -> int:

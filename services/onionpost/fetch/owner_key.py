@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 from pathlib import Path
 
+from onionpost.exits import EX_CANTCREAT, EX_OK, EX_USAGE, CommandError
 from onionpost.settings import Settings
 from onionpost.tor.client_auth import OwnerKey
 
-EX_OK, EX_USAGE, EX_CANTCREAT = 0, 64, 73
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -55,15 +54,13 @@ def _onion_of(args: argparse.Namespace) -> str:
 def main(argv: list[str], settings: Settings) -> int:
     args = _parser().parse_args(argv)
     if not _NAME.match(args.name):
-        print("onionpost owner-key: NAME: letters, digits, - and _ only", file=sys.stderr)
-        return EX_USAGE
+        raise CommandError(EX_USAGE, "NAME: letters, digits, - and _ only")
     key = OwnerKey.generate()
     try:
         onion = _onion_of(args)
         client_line = key.client_line(onion)
     except (OSError, ValueError) as error:
-        print(f"onionpost owner-key: {error}", file=sys.stderr)
-        return EX_USAGE
+        raise CommandError(EX_USAGE, str(error)) from None
     try:
         if args.hs_dir is not None:
             auth = args.hs_dir / "authorized_clients" / f"{args.name}.auth"
@@ -80,6 +77,5 @@ def main(argv: list[str], settings: Settings) -> int:
             print(f"# this machine: <ClientOnionAuthDir>/{args.name}.auth_private (secret)\n"
                   f"{client_line}")
     except OSError as error:
-        print(f"onionpost owner-key: {error}", file=sys.stderr)
-        return EX_CANTCREAT
+        raise CommandError(EX_CANTCREAT, str(error)) from None
     return EX_OK

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import uuid
 
 import redis
@@ -12,13 +11,13 @@ import rq.cron
 from rq.cron import CronScheduler
 
 from onionpost import events, maildir, worker
+from onionpost.exits import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, CommandError
 from onionpost.guardian import jobs, policy, state
 from onionpost.notifier.notices import usage_text
 from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.guardian")
 
-EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75
 SWEEP_TIMEOUT = 60
 
 
@@ -64,8 +63,7 @@ def pause(argv: list[str], settings: Settings) -> int:
     try:
         record = state.pause_by_owner(events.connect(settings.redis_url), args.reason)
     except redis.RedisError as error:
-        print(f"onionpost pause: Redis unreachable ({type(error).__name__})", file=sys.stderr)
-        return EX_UNAVAILABLE
+        raise CommandError(EX_UNAVAILABLE, f"Redis unreachable ({type(error).__name__})") from None
     print(f"paused by {record.by}: {record.reason}")
     return EX_OK
 
@@ -79,14 +77,12 @@ def resume(argv: list[str], settings: Settings) -> int:
     limits = jobs.limits_of(settings)
     usage = maildir.scan(settings.maildir)
     if policy.limit_reached(usage, limits):
-        print(f"onionpost resume: the mailbox is full ({usage_text(usage, limits)}); "
-              "fetch mail first", file=sys.stderr)
-        return EX_TEMPFAIL
+        raise CommandError(EX_TEMPFAIL, f"the mailbox is full ({usage_text(usage, limits)}); "
+                                        "fetch mail first")
     try:
         lifted = state.resume(events.connect(settings.redis_url))
     except redis.RedisError as error:
-        print(f"onionpost resume: Redis unreachable ({type(error).__name__})", file=sys.stderr)
-        return EX_UNAVAILABLE
+        raise CommandError(EX_UNAVAILABLE, f"Redis unreachable ({type(error).__name__})") from None
     print(f"resumed (was paused by {lifted.by}: {lifted.reason})" if lifted
           else "not paused: mail is accepted")
     return EX_OK

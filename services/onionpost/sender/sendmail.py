@@ -5,7 +5,6 @@ then says 75 ("try later") and the mail client keeps the message; with the outbo
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 import time
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from onionpost import onion
+from onionpost.exits import EX_DATAERR, EX_OK, EX_USAGE, CommandError
 from onionpost.sender import contacts, delivery, hygiene, invocation, message, outbox, routing
 from onionpost.sender.bounce import NO_DOMAIN
 from onionpost.sender.delivery import Connector, Options, Result
@@ -48,11 +48,10 @@ def main(argv: list[str], settings: Settings) -> int:
     try:
         call = invocation.parse(argv)
     except invocation.UsageError as error:
-        print(f"{PROG}: {error}\n{USAGE}", file=sys.stderr)
-        return os.EX_USAGE
+        raise CommandError(EX_USAGE, f"{error}\n{USAGE}") from None
     if call.help:
         print(USAGE)
-        return 0
+        return EX_OK
     book = contacts.load(settings.address_book)
     raw = message.read(sys.stdin.buffer, call.dots_end_message)
     connector = tor_connector(*settings.hostport(settings.tor_socks))
@@ -70,14 +69,13 @@ def send(call: invocation.Invocation, raw: bytes, settings: Settings,
     if call.from_headers:
         recipients += [address for _, address in draft.addresses("to", "cc", "bcc") if address]
     if not recipients:
-        print(f"{PROG}: no recipients (give them as arguments, or -t with To/Cc/Bcc)", file=err)
-        return os.EX_USAGE
+        raise CommandError(EX_USAGE, "no recipients (give them as arguments, or -t with To/Cc/Bcc)")
     own = own_domain(settings)
     sender = envelope_sender(call.sender, draft, own, identity(settings, own))
     if not sender:
-        print(f"{PROG}: no sender: the message has no From header, no -f was given and"
-              " neither ONIONPOST_FROM nor our onion (ONIONPOST_DOMAIN) is set", file=err)
-        return os.EX_DATAERR
+        raise CommandError(EX_DATAERR, "no sender: the message has no From header, no -f was"
+                           " given and neither ONIONPOST_FROM nor our onion (ONIONPOST_DOMAIN)"
+                           " is set")
     domain = own or outbox.domain_of(sender) or NO_DOMAIN
     stamp = hygiene.Stamp(datetime.now(UTC), hygiene.message_id(secrets.token_hex(16), domain))
     hygiene.clean(draft, stamp, sender=sender, full_name=call.full_name,
