@@ -10,10 +10,21 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onionpost import onion
-from onionpost.exits import EX_CANTCREAT, EX_DATAERR, EX_NOUSER, EX_OK, EX_USAGE, CommandError
-from onionpost.settings import ConfigError, Settings
+from onionpost.exits import (
+    EX_CANTCREAT,
+    EX_DATAERR,
+    EX_NOUSER,
+    EX_OK,
+    EX_USAGE,
+    CommandError,
+    ConfigError,
+)
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 HEADER = "# onionpost address book: one 'name address' per line\n"

@@ -10,11 +10,14 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from onionpost.exits import EX_USAGE
+from onionpost.exits import EX_USAGE, ConfigError
 from onionpost.sender import contacts
 from onionpost.sender.contacts import AddressBook
-from onionpost.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 DEFAULT_FOLDER = "~/mail/"
 DEFAULT_USER = "anon"  # the seed's `set from = anon`, now at our onion
