@@ -6,6 +6,8 @@ SETTLE_SECONDS, then sums over each service's process tree: RSS, PSS, and PSS of
 memory (what a container is charged for: shared libraries are page cache there, and pages
 a fork shares are counted once). With BENCH_BASELINE=<git revision> the same services of
 that revision run too, in the same run (its `services/` from `git archive`, on PYTHONPATH).
+Then, in one fresh interpreter, the anonymous memory each import adds, in IMPORTS order
+(each row: what that import brings beyond the rows above it).
 """
 
 from __future__ import annotations
@@ -26,6 +28,22 @@ from bench.baseline import export
 SERVICES = ["ingest", "guardian", "notifier", "watch"]
 SETTLE_SECONDS = float(os.environ.get("BENCH_SETTLE", "20"))
 SAMPLES = 3
+IMPORTS = ["logging", "ssl", "asyncio", "email.message", "redis", "rq", "pydantic",
+           "pydantic_settings", "onionpost.settings", "onionpost.guardian.command", "httpx",
+           "onionpost.notifier.command", "aiosmtpd.smtp", "onionpost.ingest.command",
+           "stem.control", "prometheus_client", "onionpost.watch.command"]
+_IMPORT_STEPS = """
+import importlib, sys
+def anon():
+    for line in open("/proc/self/smaps_rollup"):
+        if line.startswith("Pss_Anon"):
+            return int(line.split()[1])
+print("interpreter", anon())
+for name in sys.argv[1:]:
+    before = anon()
+    importlib.import_module(name)
+    print(name, anon() - before)
+"""
 DOMAIN = "bench4idleaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"
 
 
@@ -113,6 +131,16 @@ def main() -> None:
                     process.wait(15)
             redis.stop()
     report(samples, list(variants))
+    report_imports()
+
+
+def report_imports() -> None:
+    out = subprocess.run([sys.executable, "-c", _IMPORT_STEPS, *IMPORTS], capture_output=True,
+                         text=True, check=True).stdout
+    print("\n| import (in this order) | anonymous memory added |\n|---|---|")
+    for line in out.splitlines():
+        name, kib = line.split()
+        print(f"| {name} | {int(kib) / 1024:.1f} MiB |")
 
 
 def report(samples: dict[tuple[str, str], list[dict[str, int]]], variants: list[str]) -> None:
