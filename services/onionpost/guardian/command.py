@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import logging
+import threading
 import uuid
 
 import redis
@@ -31,25 +34,35 @@ def main(argv: list[str], settings: Settings) -> int:
     jobs.install(jobs.Guardian(settings, events.connect(settings.redis_url)))
     log.info("event=start sweep_interval=%d resume_percent=%d", settings.sweep_interval,
              settings.resume_percent)
+    sweeps = functools.partial(run_sweeps, settings)
     return worker.run(events.EVENTS_QUEUE, settings.redis_url, "guardian", settings.log_level,
-                      jobs.JOBS, helpers={"guardian-sweeps": lambda: run_sweeps(settings)})
+                      jobs.JOBS, helpers={"guardian-sweeps": sweeps})
 
 
-def run_sweeps(settings: Settings) -> None:
+def run_sweeps(settings: Settings, stop: threading.Event) -> None:
     """The sweep, with rq's own CronScheduler: one `sweep` job on `events` at start and
-    every sweep_interval seconds. It keeps its timing in memory, so sweeps go on after
-    Redis lost its data (the count from disk then restores the pause). It runs in a child
-    process, as rq runs its own scheduler, since CronScheduler.start() owns its loop and
-    its signals; after a Redis error the child starts a new one (and sweeps at once).
-    rq 3.0's CronJob takes no serializer and enqueues with pickle: in this process its
-    queues are our JSON ones."""
+    every sweep_interval seconds, until `stop` is set. It keeps its timing in memory, so
+    sweeps go on after Redis lost its data (the count from disk then restores the pause);
+    after a Redis error worker.run starts a new one (which sweeps at once). The loop is
+    CronScheduler.start()'s, which cannot run in a thread as it is (it installs signal
+    handlers). rq 3.0's CronJob takes no serializer and enqueues with pickle: in this
+    process its queues are our JSON ones."""
     rq.cron.Queue = events.JSONQueue  # type: ignore[misc]
     cron = CronScheduler(events.connect(settings.redis_url),
                          name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
     cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,
                   job_timeout=SWEEP_TIMEOUT, ttl=settings.sweep_interval, result_ttl=0,
                   failure_ttl=jobs.FAILURE_TTL)
-    cron.start()
+    cron.register_birth()
+    try:
+        while not stop.is_set():
+            if cron.enqueue_jobs():
+                cron.save()
+            cron.heartbeat()
+            stop.wait(cron.calculate_sleep_interval())
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            cron.register_death()
 
 
 def pause(argv: list[str], settings: Settings) -> int:
