@@ -148,8 +148,9 @@ def run(queue: str, redis_url: str, role: str, log_level: str, allowed: frozense
     quiet_rq(log_level)
     stop_on_signals()
     stop = threading.Event()
-    loops = {f"{role}-scheduler": functools.partial(_schedule, queue, redis_url, role),
-             **(helpers or {})}
+    loops: dict[str, Helper] = {
+        f"{role}-scheduler": functools.partial(_schedule, queue, redis_url, role),
+        **(helpers or {})}
     threads = [start_helper(name, loop, stop) for name, loop in loops.items()]
     try:
         return _work(queue, redis_url, role, allowed)
