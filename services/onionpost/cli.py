@@ -15,7 +15,8 @@ Command = Callable[[list[str], Any], int]
 # name -> ("module:function", one line of help). function(argv, settings) -> exit code;
 # each sub-command parses its own arguments (sendmail's flags are not argparse-shaped).
 # settings: onionpost.settings.Settings, unless the command's module has its own
-# load_settings() (sendmail: onionpost.sender.config, without pydantic, to start fast).
+# load_settings(): sendmail (to start fast) and dashboard (to stay small) read theirs
+# without pydantic, with onionpost.setting_values.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("onionpost.ingest.command:main", "receive mail: the SMTP service"),
     "guardian": ("onionpost.guardian.command:main", "enforce the mailbox limits (rq worker)"),

@@ -1,14 +1,19 @@
 """The values of ONIONPOST_* variables, read without pydantic: sizes, durations, delays,
-host:port, a sender address, our onion domain. Settings validates with these, and so does
-sendmail's light reader (onionpost.sender.config), which must start fast."""
+host:port, a sender address, our onion domain, the Redis URL with the stack's password.
+Settings validates with these, and so do the light readers of the commands that must start
+fast or stay small (`read_environment`: sendmail, rq-dashboard)."""
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from onionpost.exits import ConfigError
 
+REDIS_PASSWORD_FILE = "redis-password"  # in secrets_dir
 _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6,
           "G": 10**9, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
@@ -74,3 +79,59 @@ def onion_domain(domain: str, hostname_file: Path) -> str:
         raise ConfigError(f"ONIONPOST_DOMAIN is empty and {hostname_file} is unreadable:"
                           f" {error.strerror}") from None
     return text.split()[0].lower() if text else ""
+
+
+def with_password(url: str, password: str) -> str:
+    """A Redis URL with this password (and no user name: Redis's `default` user)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{host}"))
+
+
+def redis_url_with_secret(url: str, secrets_dir: Path | None) -> str:
+    """The Redis URL with the password in secrets_dir (none: the URL as it is)."""
+    if secrets_dir is None:
+        return url
+    path = secrets_dir / REDIS_PASSWORD_FILE
+    try:
+        password = path.read_text().strip()
+    except OSError as error:
+        raise ValueError(f"{path} is unreadable: {error.strerror} (the stack's "
+                         "`secrets` service creates it on first start)") from None
+    return with_password(url, password)
+
+
+def variable(field: str) -> str:
+    """The environment variable of a Settings field (`from` is a keyword: ONIONPOST_FROM)."""
+    return "ONIONPOST_FROM" if field == "from_address" else f"ONIONPOST_{field.upper()}"
+
+
+def read_environment(parsers: Mapping[str, Callable[[str], object]],
+                     environ: Mapping[str, str] | None = None) -> dict[str, object]:
+    """Some fields' values, read as Settings reads them (names in any case, an empty value
+    means the default: such fields are left out); a bad value raises ConfigError naming
+    the variable."""
+    environ = os.environ if environ is None else environ
+    found = {name.upper(): value for name, value in environ.items()}
+    values: dict[str, object] = {}
+    for field, parse in parsers.items():
+        text = found.get(variable(field), "")
+        if not text:
+            continue
+        try:
+            values[field] = parse(text)
+        except ValueError as error:
+            raise ConfigError(f"{variable(field)}: {error} (got {text!r})") from None
+    return values
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    """A parser that takes one of these words (Settings' Literal fields)."""
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"Input should be {' or '.join(map(repr, allowed))}")
+        return value
+    return check
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from onionpost.exits import ConfigError
 from onionpost.setting_values import (
+    REDIS_PASSWORD_FILE,
     check_sender,
     normalise_domain,
     onion_domain,
     parse_delays,
     parse_duration,
     parse_size,
+    redis_url_with_secret,
     split_hostport,
+    with_password,
 )
 
 __all__ = ["REDIS_PASSWORD_FILE", "ConfigError", "Settings", "load_settings", "parse_duration",
            "parse_size", "with_password"]
-
-REDIS_PASSWORD_FILE = "redis-password"  # in secrets_dir
 
 ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
 RetryDelays = Annotated[tuple[Annotated[float, Field(ge=0)], ...],
@@ -149,14 +149,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _redis_password_from_secrets(self) -> Settings:
-        if self.secrets_dir is not None:
-            path = self.secrets_dir / REDIS_PASSWORD_FILE
-            try:
-                password = path.read_text().strip()
-            except OSError as error:
-                raise ValueError(f"{path} is unreadable: {error.strerror} (the stack's "
-                                 "`secrets` service creates it on first start)") from None
-            self.redis_url = with_password(self.redis_url, password)
+        self.redis_url = redis_url_with_secret(self.redis_url, self.secrets_dir)
         return self
 
     @field_validator("watch_control")
@@ -187,13 +180,6 @@ class Settings(BaseSettings):
     def onion_domain(self) -> str:
         """Our domain: ONIONPOST_DOMAIN, else the first word of tor's hostname file."""
         return onion_domain(self.domain, self.onion_hostname_file)
-
-
-def with_password(url: str, password: str) -> str:
-    """A Redis URL with this password (and no user name: Redis's `default` user)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{host}"))
 
 
 def _variable(field: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support.net import free_port
 
-from onionpost import onion
+from onionpost import onion, setting_values
 from onionpost.exits import EX_TEMPFAIL
 from onionpost.sender import config
 from onionpost.sender.config import SendSettings
@@ -51,7 +51,7 @@ def test_every_field_is_a_settings_field_with_the_same_default() -> None:
 def test_the_variable_names_are_those_of_settings() -> None:
     for name in FIELDS:
         alias = Settings.model_fields[name].validation_alias
-        assert config.variable(name) == (alias or f"ONIONPOST_{name.upper()}")
+        assert setting_values.variable(name) == (alias or f"ONIONPOST_{name.upper()}")
 
 
 def outcome(read: object) -> object:
@@ -64,7 +64,7 @@ def outcome(read: object) -> object:
 @pytest.mark.parametrize(("field", "text"),
                          [(field, text) for field, texts in SAMPLES.items() for text in texts])
 def test_both_readers_agree(field: str, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    variable = config.variable(field)
+    variable = setting_values.variable(field)
     for name in list(os.environ):
         if name.upper().startswith("ONIONPOST_"):
             monkeypatch.delenv(name)

@@ -5,18 +5,19 @@ onionpost.setting_values); tests/unit/test_sendmail_config.py holds the two read
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from onionpost.exits import ConfigError
 from onionpost.setting_values import (
+    LOG_LEVELS,
     check_sender,
+    choice,
     normalise_domain,
     onion_domain,
     parse_delays,
+    read_environment,
     split_hostport,
 )
 
@@ -45,14 +46,6 @@ class SendSettings:
         return onion_domain(self.domain, self.onion_hostname_file)
 
 
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in allowed:
-            raise ValueError(f"Input should be {' or '.join(map(repr, allowed))}")
-        return value
-    return check
-
-
 def _hostport(value: str) -> str:
     split_hostport(value)
     return value
@@ -77,33 +70,16 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "onion_hostname_file": Path,
     "from_address": check_sender,
     "tor_socks": _hostport,
-    "send_starttls": _choice("off", "on"),
+    "send_starttls": choice("off", "on"),
     "send_timeout": _positive,
     "send_retry_delays": _delays,
-    "send_queue": _choice("off", "on"),
+    "send_queue": choice("off", "on"),
     "outbox": Path,
     "address_book": Path,
-    "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+    "log_level": choice(*LOG_LEVELS),
 }
 
 
-def variable(field: str) -> str:
-    """The environment variable of a field (`from` is a keyword: ONIONPOST_FROM)."""
-    return "ONIONPOST_FROM" if field == "from_address" else f"ONIONPOST_{field.upper()}"
-
-
 def load(environ: Mapping[str, str] | None = None) -> SendSettings:
-    """Read the environment as Settings does (names in any case, empty means the default);
-    a bad value raises ConfigError naming the variable."""
-    environ = os.environ if environ is None else environ
-    found = {name.upper(): value for name, value in environ.items()}
-    values: dict[str, object] = {}
-    for field, parse in _PARSERS.items():
-        text = found.get(variable(field), "")
-        if not text:
-            continue
-        try:
-            values[field] = parse(text)
-        except ValueError as error:
-            raise ConfigError(f"{variable(field)}: {error} (got {text!r})") from None
-    return SendSettings(**values)  # type: ignore[arg-type]  # each parser gives its field's type
+    """Read the environment as Settings does; a bad value raises ConfigError naming it."""
+    return SendSettings(**read_environment(_PARSERS, environ))  # type: ignore[arg-type]
