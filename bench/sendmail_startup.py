@@ -12,6 +12,7 @@ and min wall time and the ratio of p50 to each anchor's p50."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -54,12 +55,20 @@ def rows(baseline: Path | None) -> dict[str, tuple[list[str], bytes]]:
     }
 
 
-def timed(argv: list[str], stdin: bytes, env: dict[str, str]) -> tuple[float, int]:
-    """Wall seconds and exit code of one run."""
+def timed(argv: list[str], stdin: bytes, env: dict[str, str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system: what the machine's load does not stretch)
+    and exit code of one run."""
     began = time.perf_counter()
-    code = subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, env=env, check=False).returncode
-    return time.perf_counter() - began, code
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env)
+    assert process.stdin is not None
+    with contextlib.suppress(BrokenPipeError):  # a process that exits without reading it
+        process.stdin.write(stdin)
+        process.stdin.close()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return (time.perf_counter() - began, usage.ru_utime + usage.ru_stime,
+            process.returncode)
 
 
 def main() -> None:
@@ -71,22 +80,26 @@ def main() -> None:
                "ONIONPOST_SEND_RETRY_DELAYS": "0"}
         table = rows(baseline)
         times: dict[str, list[float]] = {name: [] for name in table}
+        cpu: dict[str, list[float]] = {name: [] for name in table}
         for _ in range(RUNS):
             for name, (argv, stdin) in table.items():
-                elapsed, code = timed(argv, stdin, env)
+                elapsed, used, code = timed(argv, stdin, env)
                 expected = 75 if stdin else 0
                 if code != expected:
                     raise RuntimeError(f"{name}: exit {code}, expected {expected}")
                 times[name].append(elapsed)
+                cpu[name].append(used)
     bare, site = (statistics.median(times[name]) for name in list(table)[:2])
     print(f"{RUNS} runs each, interleaved; python {sys.version.split()[0]}; load average "
           f"{os.getloadavg()[0]:.1f}; goal: onionpost-sendmail ≤ {GOAL_SECONDS} s\n")
-    print("| process | p50 | min | p50 / `python3 -S -c pass` | p50 / `python3 -c pass` |\n"
-          "|---|---|---|---|---|")
+    site_cpu = statistics.median(cpu[list(table)[1]])
+    print("| process | wall p50 | wall min | p50 / `python3 -S -c pass` | p50 / `python3 -c"
+          " pass` | CPU p50 | CPU p50 / `python3 -c pass` |\n|---|---|---|---|---|---|---|")
     for name, values in times.items():
         p50 = statistics.median(values)
+        used = statistics.median(cpu[name])
         print(f"| {name} | {p50:.3f} s | {min(values):.3f} s | {p50 / bare:.1f} |"
-              f" {p50 / site:.1f} |")
+              f" {p50 / site:.1f} | {used:.3f} s | {used / site_cpu:.1f} |")
 
 
 if __name__ == "__main__":
