@@ -11,9 +11,11 @@ MODULES = [
     "bench.guardian_reaction",
     "bench.tor_latency",
     "bench.sendmail_latency",
+    "bench.sendmail_startup",
     "bench.round_trips",
     "bench.fetch_speed",
     "bench.compose_stack",
+    "bench.service_memory",
     "bench.watch",
 ]
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from onionpost import logs
-from onionpost.exits import EX_CONFIG, EX_USAGE, CommandError
-from onionpost.settings import ConfigError, Settings, load_settings
+from onionpost.exits import EX_CONFIG, EX_USAGE, CommandError, ConfigError
+
+Command = Callable[[list[str], Any], int]
 
 # name -> ("module:function", one line of help). function(argv, settings) -> exit code;
 # each sub-command parses its own arguments (sendmail's flags are not argparse-shaped).
+# settings: onionpost.settings.Settings, unless the command's module has its own
+# load_settings(): sendmail (to start fast) and dashboard (to stay small) read theirs
+# without pydantic, with onionpost.setting_values.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("onionpost.ingest.command:main", "receive mail: the SMTP service"),
     "guardian": ("onionpost.guardian.command:main", "enforce the mailbox limits (rq worker)"),
@@ -42,28 +47,44 @@ def _usage() -> str:
     return "usage: onionpost COMMAND [ARGS]\n\ncommands:\n" + "\n".join(lines)
 
 
-def _resolve(target: str) -> Callable[[list[str], Settings], int]:
-    module, _, function = target.partition(":")
-    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+def _resolve(name: str) -> tuple[Command, Callable[[], Any]]:
+    """The command's function and its settings loader; importing only what it uses."""
+    module_name, _, function = COMMANDS[name][0].partition(":")
+    module = importlib.import_module(module_name)
+    load = getattr(module, "load_settings", None)
+    if load is None:
+        load = importlib.import_module("onionpost.settings").load_settings
+    return getattr(module, function), load
 
 
-def run(name: str, argv: list[str]) -> int:
+def run(name: str, argv: list[str], prog: str | None = None) -> int:
+    """Load the settings, run command `name`; its errors become one stderr line that starts
+    with `prog` (default `onionpost NAME`) and a sysexits code."""
     if name not in COMMANDS:
         print(f"onionpost: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return EX_USAGE
+    _, load = _resolve(name)
     try:
-        settings = load_settings()
+        settings = load()
     except ConfigError as error:
         print(f"onionpost: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
     logs.configure(settings.log_level)
+    return invoke(name, argv, settings, prog)
+
+
+def invoke(name: str, argv: list[str], settings: Any, prog: str | None = None) -> int:
+    """Run command `name` with these settings; a ConfigError or CommandError becomes its line
+    on stderr and its exit code."""
+    prog = prog or f"onionpost {name}"
+    command, _ = _resolve(name)
     try:
-        return _resolve(COMMANDS[name][0])(argv, settings)
+        return command(argv, settings)
     except ConfigError as error:
-        print(f"onionpost {name}: configuration error: {error}", file=sys.stderr)
+        print(f"{prog}: configuration error: {error}", file=sys.stderr)
         return EX_CONFIG
     except CommandError as error:
-        print(f"onionpost {name}: {error.message}", file=sys.stderr)
+        print(f"{prog}: {error.message}", file=sys.stderr)
         return error.code
 
 
@@ -77,4 +98,4 @@ def main() -> None:
 
 def sendmail_main() -> None:
     """The `onionpost-sendmail` console script, for `set sendmail=` in neomutt."""
-    sys.exit(run("sendmail", sys.argv[1:]))
+    sys.exit(run("sendmail", sys.argv[1:], prog="onionpost-sendmail"))

@@ -1,4 +1,4 @@
-"""Exit codes of every command (sysexits, as sendmail callers expect) and the error they raise."""
+"""Exit codes of every command (sysexits, as sendmail callers expect) and the errors they raise."""
 
 from __future__ import annotations
 
@@ -26,3 +26,7 @@ class CommandError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ConfigError(Exception):
+    """A configuration problem, said in one line: `cli.run` exits with EX_CONFIG."""

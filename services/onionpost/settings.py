@@ -2,71 +2,33 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6,
-          "G": 10**9, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
-REDIS_PASSWORD_FILE = "redis-password"  # in secrets_dir
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+from onionpost.exits import ConfigError
+from onionpost.setting_values import (
+    REDIS_PASSWORD_FILE,
+    check_sender,
+    normalise_domain,
+    onion_domain,
+    parse_delays,
+    parse_duration,
+    parse_size,
+    redis_url_with_secret,
+    split_hostport,
+    with_password,
+)
 
-
-def parse_size(value: object) -> int:
-    """'300MB', '10 MiB', '1024' or an int -> bytes (decimal units, as disks are sold)."""
-    if isinstance(value, int):
-        return value
-    match = _SIZE_RE.match(str(value))
-    unit = match.group(2).upper() if match else None
-    if not match or unit not in _UNITS:
-        raise ValueError(f"not a size: {value!r} (use e.g. 300MB, 10MiB or a byte count)")
-    return int(float(match.group(1)) * _UNITS[unit])
-
+__all__ = ["REDIS_PASSWORD_FILE", "ConfigError", "Settings", "load_settings", "parse_duration",
+           "parse_size", "with_password"]
 
 ByteSize = Annotated[int, BeforeValidator(parse_size), Field(ge=0)]
-
-
-def parse_delays(value: object) -> object:
-    """'10,40' or '10 40' -> (10.0, 40.0); '' -> () (one try only)."""
-    if isinstance(value, str):
-        return tuple(float(part) for part in value.replace(",", " ").split())
-    return value
-
-
 RetryDelays = Annotated[tuple[Annotated[float, Field(ge=0)], ...],
                         NoDecode, BeforeValidator(parse_delays)]
-
-# One address or a bare user name: no spaces, angle brackets or line breaks (it becomes a
-# From header).
-_SENDER_RE = re.compile(r"^[^\s<>@,;\"]+(@[^\s<>@,;\"]+)?$")
-
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
-
-
-def parse_duration(value: object) -> float:
-    """'5d', '12h', '30m', '90s', '600' (seconds) or a number -> seconds."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 5d, 12h, 30m or seconds)")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
-
-
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-
-
-
-def _split_hostport(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected host:port, got {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class Settings(BaseSettings):
@@ -201,43 +163,34 @@ class Settings(BaseSettings):
     @field_validator("ingest_listen", "tor_control", "tor_socks", "watch_metrics_listen")
     @classmethod
     def _check_hostport(cls, value: str) -> str:
-        _split_hostport(value)
+        split_hostport(value)
         return value
 
     @model_validator(mode="after")
     def _redis_password_from_secrets(self) -> Settings:
-        if self.secrets_dir is not None:
-            path = self.secrets_dir / REDIS_PASSWORD_FILE
-            try:
-                password = path.read_text().strip()
-            except OSError as error:
-                raise ValueError(f"{path} is unreadable: {error.strerror} (the stack's "
-                                 "`secrets` service creates it on first start)") from None
-            self.redis_url = with_password(self.redis_url, password)
+        self.redis_url = redis_url_with_secret(self.redis_url, self.secrets_dir)
         return self
 
     @field_validator("watch_control")
     @classmethod
     def _check_optional_hostport(cls, value: str) -> str:
         if value:
-            _split_hostport(value)
+            split_hostport(value)
         return value
 
     @field_validator("from_address")
     @classmethod
     def _check_from_address(cls, value: str) -> str:
-        if value and not _SENDER_RE.match(value):
-            raise ValueError("expected one address (user@<onion>) or a bare user name")
-        return value
+        return check_sender(value)
 
     @field_validator("domain")
     @classmethod
     def _normalise_domain(cls, value: str) -> str:
-        return value.strip().lower().rstrip(".")
+        return normalise_domain(value)
 
     @staticmethod
     def hostport(value: str) -> tuple[str, int]:
-        return _split_hostport(value)
+        return split_hostport(value)
 
     def lifetime(self) -> float:
         """Seconds an SMTP session may last: a whole DATA phase fits, with 5 minutes to spare."""
@@ -245,32 +198,13 @@ class Settings(BaseSettings):
 
     def onion_domain(self) -> str:
         """Our domain: ONIONPOST_DOMAIN, else the first word of tor's hostname file."""
-        if self.domain:
-            return self.domain
-        try:
-            text = self.onion_hostname_file.read_text().strip()
-        except OSError as error:
-            raise ConfigError(
-                f"ONIONPOST_DOMAIN is empty and {self.onion_hostname_file} is unreadable:"
-                f" {error.strerror}") from None
-        return text.split()[0].lower() if text else ""
-
-
-def with_password(url: str, password: str) -> str:
-    """A Redis URL with this password (and no user name: Redis's `default` user)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{host}"))
+        return onion_domain(self.domain, self.onion_hostname_file)
 
 
 def _variable(field: str) -> str:
     """The environment variable of a field (or of its alias, ONIONPOST_FROM)."""
     name = field.upper()
     return name if name.startswith("ONIONPOST_") else f"ONIONPOST_{name}"
-
-
-class ConfigError(Exception):
-    """A configuration problem, said in one line."""
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from onionpost.exits import EX_UNAVAILABLE, EX_USAGE
+
 ROOT = Path(__file__).resolve().parents[2]  # the clone: compose.yaml sits here
 PLUGIN = Path.home() / ".docker" / "cli-plugins" / "docker-compose"
 COMPOSE_TIMEOUT = 600
 ENGINE_START_SECONDS = 60
-EX_UNAVAILABLE = 69
 
 
 class StackError(Exception):
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args != ["up"]:
         say("usage: python -m onionpost.stack up")
-        return 64
+        return EX_USAGE
     try:
         return up(Path("/var/tmp/onionpost-up"))
     except StackError as error:

@@ -8,8 +8,13 @@ import argparse
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from onionpost.settings import REDIS_PASSWORD_FILE, ConfigError, Settings
+from onionpost.exits import ConfigError
+from onionpost.setting_values import REDIS_PASSWORD_FILE
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 REDIS_PASSWORD = REDIS_PASSWORD_FILE  # what our services send (Settings.secrets_dir)
 REDIS_CONF = "redis.conf"  # the same password for redis-server: `requirepass ...`

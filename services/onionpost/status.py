@@ -14,13 +14,13 @@ from rq import Queue
 from rq.registry import FailedJobRegistry
 
 from onionpost import events, maildir
+from onionpost.exits import EX_OK, EX_UNAVAILABLE
 from onionpost.guardian.state import read_pause
 from onionpost.notifier.notices import size_text
 from onionpost.settings import Settings
 from onionpost.tor import control as tor
 from onionpost.watch import state as watch_state
 
-EX_OK, EX_UNAVAILABLE = 0, 69
 QUEUES = (events.EVENTS_QUEUE, events.NOTIFY_QUEUE)
 Report = dict[str, Any]
 

@@ -4,17 +4,18 @@ address-free, and surviving Redis outages."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import logging
-import multiprocessing
 import os
 import re
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from multiprocessing.process import BaseProcess
 from typing import Any, Generic, TypeVar
 
 import redis
@@ -38,6 +39,8 @@ RQ_LOGGERS = ("rq.worker", "rq.job", "rq.scheduler", "rq.cron", "rq.queue", "htt
 _ADDRESS = re.compile(r"\b[\w.-]+:\d{2,5}\b")
 _UNSAFE = re.compile(r"[^\w.:-]")
 PR_SET_PDEATHSIG = 1
+HELPER_STOP_SECONDS = 10.0
+Helper = Callable[[threading.Event], None]  # a loop that returns once the event is set
 
 
 def job_names(*functions: Callable[..., Any]) -> frozenset[str]:
@@ -136,22 +139,27 @@ def quiet_rq(level: str) -> None:
 
 
 def run(queue: str, redis_url: str, role: str, log_level: str, allowed: frozenset[str],
-        helpers: dict[str, Callable[[], None]] | None = None) -> int:
+        helpers: dict[str, Helper] | None = None) -> int:
     """Work on `queue` until SIGTERM/SIGINT, running only the `allowed` jobs, with rq's
-    scheduler (Retry intervals, jobs enqueued for later) and any `helpers` (name -> rq
-    loop) in child processes. A worker that lost Redis in the middle of a job quits (rq's
-    choice); we start a fresh one instead of dying with it."""
+    scheduler (Retry intervals, jobs enqueued for later) and any `helpers` (name -> loop
+    that returns once its event is set) in threads of this process. A worker that lost
+    Redis in the middle of a job quits (rq's choice); we start a fresh one instead of
+    dying with it."""
     quiet_rq(log_level)
     stop_on_signals()
-    loops = {f"{role}-scheduler": lambda: _schedule(queue, redis_url, role), **(helpers or {})}
-    children = [start_child(name, loop) for name, loop in loops.items()]
+    stop = threading.Event()
+    loops: dict[str, Helper] = {
+        f"{role}-scheduler": functools.partial(_schedule, queue, redis_url, role),
+        **(helpers or {})}
+    threads = [start_helper(name, loop, stop) for name, loop in loops.items()]
     try:
         return _work(queue, redis_url, role, allowed)
     except StopRequested:
         return 0
     finally:
-        for child in children:
-            stop_child(child)
+        stop.set()
+        for thread in threads:
+            thread.join(HELPER_STOP_SECONDS)
 
 
 def stop_on_signals() -> None:
@@ -186,42 +194,45 @@ def _work(queue: str, redis_url: str, role: str, allowed: frozenset[str]) -> int
             return 0
 
 
-def _schedule(queue: str, redis_url: str, role: str) -> None:
-    """rq's scheduler for `queue` (one of all running schedulers holds the queue's lock)."""
-    RQScheduler([queue], connection=redis.Redis.from_url(redis_url), interval=SCHEDULER_INTERVAL,
-                name=f"{role}-{uuid.uuid4().hex[:8]}", serializer=SERIALIZER,
-                logging_level=logging.getLogger("rq.scheduler").level).work()
+def _schedule(queue: str, redis_url: str, role: str, stop: threading.Event) -> None:
+    """rq's scheduler for `queue` (one of all running schedulers holds the queue's lock):
+    RQScheduler.work()'s loop, which cannot run here as it is (it installs signal handlers,
+    which only the main thread may)."""
+    scheduler = RQScheduler([queue], connection=redis.Redis.from_url(redis_url),
+                            interval=SCHEDULER_INTERVAL, name=f"{role}-{uuid.uuid4().hex[:8]}",
+                            serializer=SERIALIZER,
+                            logging_level=logging.getLogger("rq.scheduler").level)
+    scheduler.register_birth()
+    try:
+        while not stop.is_set():
+            if scheduler.should_reacquire_locks:
+                scheduler.acquire_locks()
+            scheduler.heartbeat()
+            scheduler.enqueue_scheduled_jobs()
+            stop.wait(scheduler.interval)
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            scheduler.stop()
 
 
-def start_child(name: str, loop: Callable[[], None]) -> BaseProcess:
-    """Fork a process that runs `loop` (an rq loop owning its signals) until it returns,
-    starting it again after a Redis error, and dying with us."""
-    child = multiprocessing.get_context("fork").Process(
-        target=_supervise, args=(name, loop), name=name, daemon=False)
-    child.start()
-    return child
+def start_helper(name: str, loop: Helper, stop: threading.Event) -> threading.Thread:
+    """A thread that runs `loop` until `stop` is set, starting it again after a Redis
+    error. Threads, not processes: a forked helper shares its parent's memory only until
+    either touches it, and CPython's reference counts touch it at once (a helper process
+    cost 8 MiB of anonymous memory of its own, the same as a thread)."""
+    thread = threading.Thread(target=_supervise, args=(name, loop, stop), name=name,
+                              daemon=True)
+    thread.start()
+    return thread
 
 
-def stop_child(child: BaseProcess, timeout: float = 5) -> None:
-    child.terminate()
-    child.join(timeout)
-    if child.is_alive():
-        child.kill()
-        child.join(timeout)
-
-
-def _supervise(name: str, loop: Callable[[], None]) -> None:
-    die_with_parent()
-    while True:
+def _supervise(name: str, loop: Helper, stop: threading.Event) -> None:
+    while not stop.is_set():
         try:
-            loop()
-            return
-        except StopRequested:
-            return
+            loop(stop)
         except redis.RedisError as error:
             log.warning("event=redis_down role=%s error=%s", name, type(error).__name__)
-        if _rest():
-            return
+        stop.wait(RESTART_DELAY)
 
 
 def _rest() -> bool:

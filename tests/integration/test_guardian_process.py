@@ -1,14 +1,16 @@
-"""`onionpost guardian` and `onionpost notifier` as container commands: they stop cleanly on
-SIGTERM, and their helper processes (rq's scheduler, the sweep cron) never outlive them."""
+"""`onionpost guardian` and `onionpost notifier` as container commands: their helpers (rq's
+scheduler, the sweep cron) are threads of the one process, so no helper can outlive it
+(nor cost memory of its own, as a forked process did), and on SIGTERM they stop cleanly:
+each one's registration in Redis is gone."""
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
+from rq import cron_scheduler_registry
 from tests.support.guardian_rig import ServiceProcess
 from tests.support.net import wait_for
 
@@ -18,33 +20,22 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"  # exited, waiting for its (dead) parent's reaper
+def helpers_registered(client: redis.Redis, command: str) -> list[str]:
+    """rq's scheduler (its rq:scheduler:<role>-... hash) and the sweep cron (in rq's
+    registry of cron schedulers), as rq registers them at start and removes them at stop."""
+    schedulers = [key.decode() for key in client.scan_iter(f"rq:scheduler:{command}-*")]
+    return sorted(schedulers) + sorted(cron_scheduler_registry.get_keys(client))
 
 
 @pytest.mark.parametrize(("command", "helpers"), [("guardian", 2), ("notifier", 1)])
-def test_sigterm_stops_the_worker_and_its_helpers(
-        start_service: Callable[..., ServiceProcess], command: str, helpers: int) -> None:
+def test_helpers_are_threads_that_stop_with_the_worker(
+        start_service: Callable[..., ServiceProcess], redis_url: str, command: str,
+        helpers: int) -> None:
+    client = redis.Redis.from_url(redis_url)
     service = start_service(command)
     assert service.process is not None
-    pid = service.process.pid
-    wait_for(lambda: len(children(pid)) == helpers, what=f"{helpers} helper processes")
-    helper_pids = children(pid)
+    wait_for(lambda: len(helpers_registered(client, command)) == helpers,
+             what=f"{helpers} helpers registered in Redis")
+    assert children(service.process.pid) == []
     assert service.stop() == 0
-    wait_for(lambda: all(gone(child) for child in helper_pids), what="the helpers to exit")
-
-
-def test_helpers_die_with_a_killed_guardian(
-        start_service: Callable[..., ServiceProcess]) -> None:
-    service = start_service("guardian")
-    assert service.process is not None
-    pid = service.process.pid
-    wait_for(lambda: len(children(pid)) == 2, what="2 helper processes")
-    helper_pids = children(pid)
-    os.kill(pid, signal.SIGKILL)
-    service.process.wait(10)
-    wait_for(lambda: all(gone(child) for child in helper_pids), what="the helpers to exit")
+    assert helpers_registered(client, command) == []

@@ -25,6 +25,7 @@ from tests.support.net import free_port
 from tests.support.servers import IngestProcess
 
 from onionpost import onion
+from onionpost.exits import CommandError
 from onionpost.sender import invocation, message, queue_command, sendmail
 from onionpost.sender.delivery import Connector
 from onionpost.sender.outbox import Outbox
@@ -63,10 +64,13 @@ def sendmail_run(network: Network, argv: list[str], settings: Settings) -> tuple
 
 def send_queue(network: Network, settings: Settings, later: float = LATER,
                connector: Connector | None = None) -> tuple[int, str]:
-    err = io.StringIO()
-    code = queue_command.run(Outbox(settings.outbox), settings, connector or network.connector(),
-                             clock=lambda: time.time() + later, err=err)
-    return code, err.getvalue()
+    try:
+        code = queue_command.run(Outbox(settings.outbox), settings,
+                                 connector or network.connector(),
+                                 clock=lambda: time.time() + later)
+    except CommandError as error:
+        return error.code, error.message
+    return code, ""
 
 
 def bounces(settings: Settings) -> list[email.message.EmailMessage]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from onionpost import onion
+from onionpost import cli, onion
 from onionpost.sender import contacts
 from onionpost.sender.contacts import AddressBook
 from onionpost.settings import ConfigError, Settings
@@ -22,7 +22,7 @@ FRANK, BOB = f"frank@{new_onion()}", f"bob@{new_onion()}"
 
 
 def run(argv: list[str], book: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = contacts.main(argv, Settings(address_book=book))
+    code = cli.invoke("contacts", argv, Settings(address_book=book))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -89,3 +89,10 @@ def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 67 and "no contact named 'nobody'" in err
     assert run(["frobnicate"], book, capsys)[0] == 64
     assert run([], book, capsys)[0] == 64
+
+
+def test_an_unwritable_book_exits_73_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    book = Path("/proc/onionpost-contacts")  # reads as missing; nobody, root included, writes
+    code, _, err = run(["add", "frank", FRANK], book, capsys)
+    assert code == 73
+    assert err.startswith(f"onionpost contacts: cannot write {book}: ") and err.count("\n") == 1

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from python_socks import ProxyError
+from tests.support.net import free_port
 
-from onionpost.tor.proxy_command import EX_TEMPFAIL, EX_UNAVAILABLE, explain, relay
+from onionpost.exits import EX_TEMPFAIL, EX_UNAVAILABLE
+from onionpost.fetch import client
+from onionpost.fetch.ssh import SshCall
+from onionpost.tor.proxy_command import explain, relay
 from onionpost.tor.socks import refusal
 
 
@@ -43,3 +50,20 @@ def test_relay_copies_both_ways_until_the_connection_closes() -> None:
     for fd in (stdin_r, stdout_r):
         os.close(fd)
     ours.close()
+
+
+def test_without_tor_it_exits_75_and_fetch_quotes_its_line(tmp_path: Path) -> None:
+    socks_port = free_port()  # nothing listens there
+    result = subprocess.run(
+        [sys.executable, "-m", "onionpost", "tor-connect", "example.onion", "22"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(tmp_path), "ONIONPOST_TOR_SOCKS": f"127.0.0.1:{socks_port}"})
+    assert result.returncode == EX_TEMPFAIL
+    assert result.stderr == (f"onionpost tor-connect: tor's SOCKS port 127.0.0.1:{socks_port}"
+                             " is not answering (ONIONPOST_TOR_SOCKS)\n")
+    # ssh prints its own line after the ProxyCommand's; fetch says tor's reason, not ssh's
+    ssh_stderr = result.stderr + "Connection closed by UNKNOWN port 65535\n"
+    error = client._unreachable(SshCall("owner@example.onion"), 255, ssh_stderr)
+    assert error.code == EX_TEMPFAIL
+    assert error.message == (f"cannot reach owner@example.onion: tor-connect: tor's SOCKS port"
+                             f" 127.0.0.1:{socks_port} is not answering (ONIONPOST_TOR_SOCKS)")

@@ -15,6 +15,17 @@ import threading
 import time
 from pathlib import Path
 
+from onionpost.exits import (
+    EX_CANTCREAT,
+    EX_IOERR,
+    EX_NOPERM,
+    EX_OK,
+    EX_PROTOCOL,
+    EX_TEMPFAIL,
+    EX_UNAVAILABLE,
+    EX_USAGE,
+    CommandError,
+)
 from onionpost.fetch.inbox import BusyError, LocalMaildir, MismatchError
 from onionpost.fetch.progress import Outcome, clash_warning, printable_lines, summary
 from onionpost.fetch.protocol import ProtocolError
@@ -23,14 +34,11 @@ from onionpost.fetch.ssh import SshCall, authorized_key_line, parse_resolved, se
 from onionpost.fetch.transfer import Fetcher, Options
 from onionpost.settings import Settings
 
-EX_OK, EX_USAGE, EX_UNAVAILABLE, EX_CANTCREAT, EX_IOERR = 0, 64, 69, 73, 74
-EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 75, 76, 77
+TOR_CONNECT = "onionpost tor-connect: "  # how our ProxyCommand's lines on ssh's stderr start
 
 
-class FetchError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class FetchError(CommandError):
+    """A failed fetch; its message may quote the server or ssh (see `_failure`)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,8 +84,7 @@ def _print_authorized_key(args: argparse.Namespace) -> int:
         command = serve_command(args.remote_onionpost, args.remote_maildir, args.compose_file)
         print(authorized_key_line(command, public_key))
     except (OSError, ValueError) as error:
-        _complain(f"{key_file}: {error}")
-        return EX_USAGE
+        raise _failure(EX_USAGE, f"{key_file}: {error}") from None
     return EX_OK
 
 
@@ -97,15 +104,16 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _complain(text: str) -> None:
-    """One line on stderr; server and ssh text in it can steer no terminal."""
-    print(f"onionpost fetch: {' '.join(printable_lines(text))}", file=sys.stderr)
+def _failure(code: int, text: str) -> CommandError:
+    """The command's error: one line; server and ssh text in it can steer no terminal."""
+    return CommandError(code, " ".join(printable_lines(text)))
 
 
 def _unreachable(call: SshCall, returncode: int, ssh_stderr: str) -> FetchError:
     # tor's reason (from our ProxyCommand) says more than ssh's "connection closed"
-    said = _last_line("\n".join(line for line in ssh_stderr.splitlines()
-                                if line.startswith("tor-connect:"))) or _last_line(ssh_stderr)
+    said = _last_line("\n".join(line.removeprefix("onionpost ")
+                                for line in ssh_stderr.splitlines()
+                                if line.startswith(TOR_CONNECT))) or _last_line(ssh_stderr)
     if returncode == 255:
         if "Permission denied" in said or "Host key verification failed" in said:
             return FetchError(EX_NOPERM, f"ssh to {call.destination}: {said}")
@@ -185,11 +193,9 @@ def main(argv: list[str], settings: Settings) -> int:
     if args.print_authorized_key:
         return _print_authorized_key(args)
     if not args.destination:
-        _complain("a destination is needed (e.g. owner@server)")
-        return EX_USAGE
+        raise _failure(EX_USAGE, "a destination is needed (e.g. owner@server)")
     if (args.limit is not None and args.limit < 0) or args.timeout <= 0:
-        _complain("--limit must be 0 or more, --timeout above 0")
-        return EX_USAGE
+        raise _failure(EX_USAGE, "--limit must be 0 or more, --timeout above 0")
     call = SshCall(args.destination, args.ssh_option, args.identity, shlex.split(args.ssh))
     remote = serve_command(args.remote_onionpost, args.remote_maildir)
     options = Options(args.keep, args.dry_run, args.limit)
@@ -201,15 +207,13 @@ def main(argv: list[str], settings: Settings) -> int:
             inbox.remove_leftovers()
         outcome = fetch(call, remote, inbox, options, args.timeout)
     except FetchError as error:
-        _complain(str(error))
-        return error.code
+        raise _failure(error.code, error.message) from None
     except BusyError as error:
-        _complain(str(error))
-        return EX_TEMPFAIL
+        raise _failure(EX_TEMPFAIL, str(error)) from None
     except OSError as error:
-        _complain(f"local Maildir: {error}")
-        return EX_IOERR
+        raise _failure(EX_IOERR, f"local Maildir: {error}") from None
     except KeyboardInterrupt:
+        # a line of its own, after the terminal's "^C"
         print("\nonionpost fetch: interrupted (nothing lost: run again to finish)",
               file=sys.stderr)
         return EX_TEMPFAIL
@@ -217,6 +221,5 @@ def main(argv: list[str], settings: Settings) -> int:
         inbox.close()
     print(summary(outcome, dry_run=args.dry_run))
     if outcome.clashes:
-        _complain(clash_warning(outcome.clashes))
-        return EX_CANTCREAT
+        raise _failure(EX_CANTCREAT, clash_warning(outcome.clashes))
     return EX_OK

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from onionpost.exits import EX_IOERR, EX_OK, EX_PROTOCOL, EX_UNAVAILABLE
 from onionpost.fetch import protocol
 from onionpost.fetch.protocol import Entry, ProtocolError
 from onionpost.settings import Settings
 
-EX_OK, EX_UNAVAILABLE, EX_IOERR, EX_PROTOCOL = 0, 69, 74, 76
 CHUNK = 1 << 16
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import logging
-import sys
+import threading
 import uuid
 
 import redis
@@ -12,13 +14,13 @@ import rq.cron
 from rq.cron import CronScheduler
 
 from onionpost import events, maildir, worker
+from onionpost.exits import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, CommandError
 from onionpost.guardian import jobs, policy, state
 from onionpost.notifier.notices import usage_text
 from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.guardian")
 
-EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75
 SWEEP_TIMEOUT = 60
 
 
@@ -32,25 +34,35 @@ def main(argv: list[str], settings: Settings) -> int:
     jobs.install(jobs.Guardian(settings, events.connect(settings.redis_url)))
     log.info("event=start sweep_interval=%d resume_percent=%d", settings.sweep_interval,
              settings.resume_percent)
+    sweeps = functools.partial(run_sweeps, settings)
     return worker.run(events.EVENTS_QUEUE, settings.redis_url, "guardian", settings.log_level,
-                      jobs.JOBS, helpers={"guardian-sweeps": lambda: run_sweeps(settings)})
+                      jobs.JOBS, helpers={"guardian-sweeps": sweeps})
 
 
-def run_sweeps(settings: Settings) -> None:
+def run_sweeps(settings: Settings, stop: threading.Event) -> None:
     """The sweep, with rq's own CronScheduler: one `sweep` job on `events` at start and
-    every sweep_interval seconds. It keeps its timing in memory, so sweeps go on after
-    Redis lost its data (the count from disk then restores the pause). It runs in a child
-    process, as rq runs its own scheduler, since CronScheduler.start() owns its loop and
-    its signals; after a Redis error the child starts a new one (and sweeps at once).
-    rq 3.0's CronJob takes no serializer and enqueues with pickle: in this process its
-    queues are our JSON ones."""
+    every sweep_interval seconds, until `stop` is set. It keeps its timing in memory, so
+    sweeps go on after Redis lost its data (the count from disk then restores the pause);
+    after a Redis error worker.run starts a new one (which sweeps at once). The loop is
+    CronScheduler.start()'s, which cannot run in a thread as it is (it installs signal
+    handlers). rq 3.0's CronJob takes no serializer and enqueues with pickle: in this
+    process its queues are our JSON ones."""
     rq.cron.Queue = events.JSONQueue  # type: ignore[misc]
     cron = CronScheduler(events.connect(settings.redis_url),
                          name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
     cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,
                   job_timeout=SWEEP_TIMEOUT, ttl=settings.sweep_interval, result_ttl=0,
                   failure_ttl=jobs.FAILURE_TTL)
-    cron.start()
+    cron.register_birth()
+    try:
+        while not stop.is_set():
+            if cron.enqueue_jobs():
+                cron.save()
+            cron.heartbeat()
+            stop.wait(cron.calculate_sleep_interval())
+    finally:
+        with contextlib.suppress(redis.RedisError):
+            cron.register_death()
 
 
 def pause(argv: list[str], settings: Settings) -> int:
@@ -64,8 +76,7 @@ def pause(argv: list[str], settings: Settings) -> int:
     try:
         record = state.pause_by_owner(events.connect(settings.redis_url), args.reason)
     except redis.RedisError as error:
-        print(f"onionpost pause: Redis unreachable ({type(error).__name__})", file=sys.stderr)
-        return EX_UNAVAILABLE
+        raise CommandError(EX_UNAVAILABLE, f"Redis unreachable ({type(error).__name__})") from None
     print(f"paused by {record.by}: {record.reason}")
     return EX_OK
 
@@ -79,14 +90,12 @@ def resume(argv: list[str], settings: Settings) -> int:
     limits = jobs.limits_of(settings)
     usage = maildir.scan(settings.maildir)
     if policy.limit_reached(usage, limits):
-        print(f"onionpost resume: the mailbox is full ({usage_text(usage, limits)}); "
-              "fetch mail first", file=sys.stderr)
-        return EX_TEMPFAIL
+        raise CommandError(EX_TEMPFAIL, f"the mailbox is full ({usage_text(usage, limits)}); "
+                                        "fetch mail first")
     try:
         lifted = state.resume(events.connect(settings.redis_url))
     except redis.RedisError as error:
-        print(f"onionpost resume: Redis unreachable ({type(error).__name__})", file=sys.stderr)
-        return EX_UNAVAILABLE
+        raise CommandError(EX_UNAVAILABLE, f"Redis unreachable ({type(error).__name__})") from None
     print(f"resumed (was paused by {lifted.by}: {lifted.reason})" if lifted
           else "not paused: mail is accepted")
     return EX_OK

@@ -11,8 +11,6 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from onionpost import maildir
-
 MAILER = "Mail Delivery"
 NO_DOMAIN = "onionpost.invalid"
 
@@ -65,6 +63,8 @@ def build(original: bytes, sender: str, failures: list[Failure], own: str | None
 
 def deliver_local(inbox: Path, raw: bytes) -> Path:
     """Into the Maildir's new/, durably (tmp, fsync, rename, fsync of new/)."""
+    from onionpost import maildir  # here only: sendmail imports this module, not its asyncio
+
     maildir.ensure(inbox)
     name = maildir.file_name(maildir.new_queue_id(), len(raw))
     path = maildir.publish(inbox, maildir.write_tmp(inbox, name, [raw]))

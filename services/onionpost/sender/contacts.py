@@ -10,9 +10,21 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from onionpost import onion
-from onionpost.settings import ConfigError, Settings
+from onionpost.exits import (
+    EX_CANTCREAT,
+    EX_DATAERR,
+    EX_NOUSER,
+    EX_OK,
+    EX_USAGE,
+    CommandError,
+    ConfigError,
+)
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 HEADER = "# onionpost address book: one 'name address' per line\n"
@@ -102,24 +114,21 @@ def main(argv: list[str], settings: Settings) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # argparse said --help (0) or what is wrong (usage: 64)
-        return os.EX_USAGE if done.code else 0
+        return EX_USAGE if done.code else EX_OK
     book = load(settings.address_book)
     if args.command == "list":
         sys.stdout.write("".join(f"{name} {address}\n" for name, address in book.entries.items()))
-        return 0
+        return EX_OK
     if args.command == "add":
         reason = problem(args.name, args.address)
         if reason:
-            print(f"onionpost contacts: {reason}", file=sys.stderr)
-            return os.EX_DATAERR
+            raise CommandError(EX_DATAERR, reason)
         book.add(args.name, args.address)
     elif not book.remove(args.name):
-        print(f"onionpost contacts: no contact named {args.name!r}", file=sys.stderr)
-        return os.EX_NOUSER
+        raise CommandError(EX_NOUSER, f"no contact named {args.name!r}")
     try:
         save(settings.address_book, book)
     except OSError as error:
-        print(f"onionpost contacts: cannot write {settings.address_book}: {error.strerror}",
-              file=sys.stderr)
-        return os.EX_CANTCREAT
-    return 0
+        raise CommandError(EX_CANTCREAT, f"cannot write {settings.address_book}:"
+                                         f" {error.strerror}") from None
+    return EX_OK

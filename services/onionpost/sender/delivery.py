@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import smtplib
 import socket
@@ -16,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
+from onionpost.exits import EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_UNAVAILABLE
 from onionpost.sender import pipelining
 from onionpost.sender.routing import Plan, Route
 
@@ -27,7 +27,7 @@ HELD = "not sent: another recipient failed and nothing is sent unless all can be
 Connector = Callable[[str, int, float], socket.socket]
 Status = Literal["sent", "temporary", "permanent", "held"]
 # A permanent failure's exit code, by the worst kind seen (sendmail returns one code).
-EXIT_PRIORITY = (os.EX_DATAERR, os.EX_NOUSER, os.EX_UNAVAILABLE, os.EX_TEMPFAIL)
+EXIT_PRIORITY = (EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE, EX_TEMPFAIL)
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
@@ -52,11 +52,11 @@ class Options:
 def permanent_exit_code(stage: str, code: int, text: str) -> int:
     """sysexits code of a 5xx reply: bad recipient (67), bad message (65), else 69."""
     if stage == "rcpt":
-        return os.EX_NOUSER
+        return EX_NOUSER
     enhanced = _ENHANCED.match(text)
     if code == 552 or (enhanced and enhanced.group(2) == "6") or text.startswith("5.3.4"):
-        return os.EX_DATAERR
-    return os.EX_UNAVAILABLE
+        return EX_DATAERR
+    return EX_UNAVAILABLE
 
 
 def exit_code(results: list[Result]) -> int:
@@ -88,7 +88,7 @@ class DestinationRefusedError(Exception):
     """A connector says the destination cannot be reached however often we try (Tor: invalid
     onion address, or a client-authorization key we lack); `exit_code` says which kind."""
 
-    def __init__(self, reason: str, exit_code: int = os.EX_NOUSER) -> None:
+    def __init__(self, reason: str, exit_code: int = EX_NOUSER) -> None:
         super().__init__(reason)
         self.exit_code = exit_code
 
@@ -176,12 +176,12 @@ class DomainDelivery:
             self._fail(recipients, "permanent", str(error), error.exit_code)
             return True
         except TorNotRunningError as error:  # temporary, but not worth another try now
-            self._fail(recipients, "temporary", str(error), os.EX_TEMPFAIL, local=True)
+            self._fail(recipients, "temporary", str(error), EX_TEMPFAIL, local=True)
             return True
         except (_TemporaryError, OSError, smtplib.SMTPException) as error:
             detail = _error_text(error)
             log.debug("event=try_failed recipients=%d reason=%r", len(recipients), detail)
-            self._fail(recipients, "temporary", detail, os.EX_TEMPFAIL)
+            self._fail(recipients, "temporary", detail, EX_TEMPFAIL)
             return False
 
     def _fail(self, recipients: list[str], status: Status, detail: str, code: int,

@@ -6,15 +6,18 @@ waits for retries, the outbox and `onionpost send-queue` (cron) do them."""
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from onionpost.exits import EX_USAGE, ConfigError
 from onionpost.sender import contacts
 from onionpost.sender.contacts import AddressBook
-from onionpost.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 DEFAULT_FOLDER = "~/mail/"
 DEFAULT_USER = "anon"  # the seed's `set from = anon`, now at our onion
@@ -134,7 +137,7 @@ def main(argv: list[str], settings: Settings) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:
-        return os.EX_USAGE if done.code else 0
+        return EX_USAGE if done.code else 0
     sender = args.sender or settings.from_address or DEFAULT_USER
     if "@" not in sender:
         sender = f"{sender}@{_own_domain(settings)}"

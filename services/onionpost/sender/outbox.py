@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from onionpost import maildir
 from onionpost.sender.delivery import Result
 
 log = logging.getLogger("onionpost.sender")
@@ -140,11 +139,15 @@ class BusyError(Exception):
 
 
 class Outbox:
+    """The queue on disk. Its methods import onionpost.maildir when they write: maildir
+    pulls in asyncio, which `onionpost-sendmail` without --queue never needs."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.new = root / "new"
 
     def add(self, entry: Entry, message: bytes) -> None:
+        from onionpost import maildir  # see Outbox
         maildir.ensure(self.root)
         parts = [(f"{entry.id}{MESSAGE}", message), (f"{entry.id}{STATE}", entry.to_json())]
         for name, data in parts:
@@ -153,12 +156,14 @@ class Outbox:
 
     def save(self, entry: Entry) -> None:
         """Replace the entry's state atomically (the message itself is never rewritten)."""
+        from onionpost import maildir  # see Outbox
         tmp = maildir.write_tmp(self.root, f"{entry.id}{STATE}.{secrets.token_hex(4)}",
                                 [entry.to_json()])
         os.rename(tmp, self.new / f"{entry.id}{STATE}")
         maildir.fsync_dir(self.new)
 
     def remove(self, entry_id: str) -> None:
+        from onionpost import maildir  # see Outbox
         (self.new / f"{entry_id}{STATE}").unlink(missing_ok=True)
         (self.new / f"{entry_id}{MESSAGE}").unlink(missing_ok=True)
         maildir.fsync_dir(self.new)
@@ -186,6 +191,7 @@ class Outbox:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """One send-queue run at a time (cron may start the next while one still sends)."""
+        from onionpost import maildir  # see Outbox
         maildir.ensure(self.root)
         fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:

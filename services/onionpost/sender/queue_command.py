@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
 
+from onionpost.exits import EX_IOERR, EX_OK, EX_TEMPFAIL, EX_USAGE, CommandError
 from onionpost.sender import bounce, delivery, sendmail
 from onionpost.sender.delivery import Connector, Result
 from onionpost.sender.outbox import BusyError, Entry, Outbox, after_attempt, due, expired, span
@@ -33,7 +33,7 @@ def main(argv: list[str], settings: Settings) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # argparse said --help (0) or what is wrong (usage: 64)
-        return os.EX_USAGE if done.code else 0
+        return EX_USAGE if done.code else EX_OK
     box = Outbox(settings.outbox.expanduser())
     if args.list:
         print_queue(box.entries(), time.time(), sys.stdout)
@@ -43,20 +43,17 @@ def main(argv: list[str], settings: Settings) -> int:
 
 
 def run(box: Outbox, settings: Settings, connector: Connector, *, flush: bool = False,
-        clock: Callable[[], float] = time.time, err: TextIO | None = None) -> int:
-    err = err or sys.stderr
+        clock: Callable[[], float] = time.time) -> int:
     try:
         with box.lock():
             box.remove_orphans(clock())
             for entry in box.entries():
                 work_on(entry, box, settings, connector, flush, clock())
     except BusyError:
-        print(f"{PROG}: another run is delivering the queue; try later", file=err)
-        return os.EX_TEMPFAIL
+        raise CommandError(EX_TEMPFAIL, "another run is delivering the queue; try later") from None
     except OSError as error:
-        print(f"{PROG}: {error.filename or box.root}: {error.strerror}", file=err)
-        return os.EX_IOERR
-    return 0
+        raise CommandError(EX_IOERR, f"{error.filename or box.root}: {error.strerror}") from None
+    return EX_OK
 
 
 def work_on(entry: Entry, box: Outbox, settings: Settings, connector: Connector,

@@ -3,12 +3,12 @@ and a clear refusal for anything that is not a valid v3 onion address."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 
 from onionpost import onion
+from onionpost.exits import EX_NOUSER
 
 ONLY_ONIONS = "onionpost delivers only to .onion addresses"
 
@@ -17,7 +17,7 @@ ONLY_ONIONS = "onionpost delivers only to .onion addresses"
 class Refusal:
     recipient: str
     reason: str
-    exit_code: int = os.EX_NOUSER
+    exit_code: int = EX_NOUSER
 
 
 @dataclass

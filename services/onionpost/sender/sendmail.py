@@ -5,22 +5,34 @@ then says 75 ("try later") and the mail client keeps the message; with the outbo
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from onionpost import onion
-from onionpost.sender import contacts, delivery, hygiene, invocation, message, outbox, routing
+from onionpost.exits import EX_DATAERR, EX_OK, EX_USAGE, CommandError, ConfigError
+from onionpost.sender import (
+    config,
+    contacts,
+    delivery,
+    hygiene,
+    invocation,
+    message,
+    outbox,
+    routing,
+)
 from onionpost.sender.bounce import NO_DOMAIN
+from onionpost.sender.config import SendSettings
 from onionpost.sender.delivery import Connector, Options, Result
 from onionpost.sender.neomutt import DEFAULT_USER
 from onionpost.sender.transport import tor_connector
-from onionpost.settings import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 PROG = "onionpost-sendmail"
 NO_LOCAL_NAME = "[127.0.0.1]"  # EHLO when we know no onion of ours: says nothing about us
@@ -44,22 +56,26 @@ Exit codes: 0 sent, 64 usage, 65 bad message, 67 unknown or non-onion recipient,
 later, 78 configuration."""
 
 
-def main(argv: list[str], settings: Settings) -> int:
+def load_settings() -> SendSettings:
+    """cli.run's settings for this command: sendmail's own reader, without pydantic."""
+    return config.load()
+
+
+def main(argv: list[str], settings: SendSettings) -> int:
     try:
         call = invocation.parse(argv)
     except invocation.UsageError as error:
-        print(f"{PROG}: {error}\n{USAGE}", file=sys.stderr)
-        return os.EX_USAGE
+        raise CommandError(EX_USAGE, f"{error}\n{USAGE}") from None
     if call.help:
         print(USAGE)
-        return 0
+        return EX_OK
     book = contacts.load(settings.address_book)
     raw = message.read(sys.stdin.buffer, call.dots_end_message)
     connector = tor_connector(*settings.hostport(settings.tor_socks))
     return send(call, raw, settings, book.lookup, connector)
 
 
-def send(call: invocation.Invocation, raw: bytes, settings: Settings,
+def send(call: invocation.Invocation, raw: bytes, settings: SendSettings | Settings,
          lookup: Callable[[str], str | None], connector: Connector, *,
          err: TextIO | None = None, out: TextIO | None = None,
          sleep: Callable[[float], None] = time.sleep) -> int:
@@ -70,14 +86,13 @@ def send(call: invocation.Invocation, raw: bytes, settings: Settings,
     if call.from_headers:
         recipients += [address for _, address in draft.addresses("to", "cc", "bcc") if address]
     if not recipients:
-        print(f"{PROG}: no recipients (give them as arguments, or -t with To/Cc/Bcc)", file=err)
-        return os.EX_USAGE
+        raise CommandError(EX_USAGE, "no recipients (give them as arguments, or -t with To/Cc/Bcc)")
     own = own_domain(settings)
     sender = envelope_sender(call.sender, draft, own, identity(settings, own))
     if not sender:
-        print(f"{PROG}: no sender: the message has no From header, no -f was given and"
-              " neither ONIONPOST_FROM nor our onion (ONIONPOST_DOMAIN) is set", file=err)
-        return os.EX_DATAERR
+        raise CommandError(EX_DATAERR, "no sender: the message has no From header, no -f was"
+                           " given and neither ONIONPOST_FROM nor our onion (ONIONPOST_DOMAIN)"
+                           " is set")
     domain = own or outbox.domain_of(sender) or NO_DOMAIN
     stamp = hygiene.Stamp(datetime.now(UTC), hygiene.message_id(secrets.token_hex(16), domain))
     hygiene.clean(draft, stamp, sender=sender, full_name=call.full_name,
@@ -95,7 +110,7 @@ def send(call: invocation.Invocation, raw: bytes, settings: Settings,
     return delivery.exit_code(results)
 
 
-def enqueue(results: list[Result], sender: str, body: bytes, settings: Settings,
+def enqueue(results: list[Result], sender: str, body: bytes, settings: SendSettings | Settings,
             err: TextIO) -> list[Result]:
     """Put the temporary failures in the outbox, one line per domain; the results left to
     report. If the outbox cannot be written, all results stand (exit 75 as without it)."""
@@ -111,7 +126,7 @@ def enqueue(results: list[Result], sender: str, body: bytes, settings: Settings,
     return [result for result in results if result.status != "temporary"]
 
 
-def own_domain(settings: Settings) -> str | None:
+def own_domain(settings: SendSettings | Settings) -> str | None:
     """Our onion (ONIONPOST_DOMAIN or tor's hostname file), if this machine knows it."""
     try:
         return settings.onion_domain() or None
@@ -119,7 +134,7 @@ def own_domain(settings: Settings) -> str | None:
         return None
 
 
-def identity(settings: Settings, own: str | None) -> str | None:
+def identity(settings: SendSettings | Settings, own: str | None) -> str | None:
     """This machine's sender address: ONIONPOST_FROM, else anon@<our onion> (what
     `onionpost neomutt-config` writes); None when we know neither."""
     if settings.from_address:
@@ -147,7 +162,7 @@ def ehlo_name(own: str | None, sender: str) -> str:
     return domain if onion.is_valid(domain) else NO_LOCAL_NAME
 
 
-def delivery_options(settings: Settings, own: str | None, sender: str,
+def delivery_options(settings: SendSettings | Settings, own: str | None, sender: str,
                      sleep: Callable[[float], None] = time.sleep) -> Options:
     return Options(ehlo_name=ehlo_name(own, sender), tls=settings.send_starttls == "on",
                    timeout=settings.send_timeout, retry_delays=settings.send_retry_delays,

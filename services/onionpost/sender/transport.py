@@ -3,9 +3,9 @@ the one who sends mail, and each refusal temporary (75, try later) or permanent.
 
 from __future__ import annotations
 
-import os
 import socket
 
+from onionpost.exits import EX_NOUSER, EX_UNAVAILABLE
 from onionpost.sender.delivery import (
     Connector,
     DestinationRefusedError,
@@ -39,5 +39,5 @@ def refused(error: socks.StreamRefusedError) -> UnreachableError | DestinationRe
         return UnreachableError(f"cannot reach the onion service: {error.detail}")
     if not reply.permanent:
         return UnreachableError(f"cannot reach the onion service: {reply.for_sender}")
-    exit_code = os.EX_NOUSER if error.code == socks.INVALID_ADDRESS else os.EX_UNAVAILABLE
+    exit_code = EX_NOUSER if error.code == socks.INVALID_ADDRESS else EX_UNAVAILABLE
     return DestinationRefusedError(reply.for_sender, exit_code)

@@ -7,7 +7,6 @@ import argparse
 import logging
 import re
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,12 +19,12 @@ from stem.control import Controller, EventType
 from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
 from stem.response.events import HSDescEvent, SignalEvent
 
+from onionpost.exits import EX_OK, EX_UNAVAILABLE, CommandError
 from onionpost.settings import ConfigError, Settings
 
 # stem logs every control message at DEBUG and its closed reader thread at INFO, repeatedly.
 logging.getLogger("stem").setLevel(logging.WARNING)
 
-EX_UNAVAILABLE = 69
 FETCH_QUIET_SECONDS = 1.0
 _BOOTSTRAP = re.compile(r'PROGRESS=(\d+).*?SUMMARY="([^"]*)"')
 _POW_PARAMS = re.compile(r"^pow-params (\S+) (\S+) (\d+) (\S+)$", re.MULTILINE)
@@ -227,11 +226,10 @@ def address_main(argv: list[str], settings: Settings) -> int:
     if address is None:
         address = _address_from_tor(settings)
     if address is None:
-        print(f"onionpost address: unknown: {Path(settings.onion_hostname_file)} is unreadable"
-              " and tor reports no single onion service", file=sys.stderr)
-        return EX_UNAVAILABLE
+        raise CommandError(EX_UNAVAILABLE, f"unknown: {Path(settings.onion_hostname_file)} is"
+                           " unreadable and tor reports no single onion service")
     print(address)
-    return 0
+    return EX_OK
 
 
 def _address_from_tor(settings: Settings) -> str | None:

@@ -11,12 +11,11 @@ import argparse
 import os
 import selectors
 import socket
-import sys
 
+from onionpost.exits import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, CommandError
 from onionpost.settings import Settings
 from onionpost.tor import socks
 
-EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75
 CHUNK = 1 << 16
 CONNECT_TIMEOUT = 120.0  # building an onion circuit can take a while
 
@@ -68,17 +67,14 @@ def main(argv: list[str], settings: Settings) -> int:
         connection = socks.connect(settings.hostport(settings.tor_socks), args.host, args.port,
                                    CONNECT_TIMEOUT)
     except socks.SocksPortUnreachableError:
-        print(f"tor-connect: tor's SOCKS port {settings.tor_socks} is not answering "
-              "(ONIONPOST_TOR_SOCKS)", file=sys.stderr)
-        return EX_TEMPFAIL
+        raise CommandError(EX_TEMPFAIL, f"tor's SOCKS port {settings.tor_socks} is not "
+                                        "answering (ONIONPOST_TOR_SOCKS)") from None
     except socks.CircuitTimeoutError:
-        print(f"tor-connect: {args.host}: no circuit within {CONNECT_TIMEOUT:.0f} s",
-              file=sys.stderr)
-        return EX_TEMPFAIL
+        raise CommandError(EX_TEMPFAIL, f"{args.host}: no circuit within"
+                                        f" {CONNECT_TIMEOUT:.0f} s") from None
     except socks.StreamRefusedError as error:
         code, text = explain(error)
-        print(f"tor-connect: {args.host}: {text}", file=sys.stderr)
-        return code
+        raise CommandError(code, f"{args.host}: {text}") from None
     connection.settimeout(None)
     with connection:
         relay(connection)

@@ -17,6 +17,7 @@ from rq import Queue
 from stem.control import Controller
 
 from onionpost import events, maildir, tor
+from onionpost.exits import EX_OK
 from onionpost.guardian.jobs import FAILURE_TTL, NOTICE_RESULT_TTL, PUBLISH_JOB
 from onionpost.guardian.state import read_pause
 from onionpost.notifier.notices import Notice
@@ -26,7 +27,6 @@ from onionpost.watch.metrics import Metrics
 from onionpost.watch.probe import Result, probe
 
 log = logging.getLogger("onionpost.watch")
-EX_OK, EX_CONFIG = 0, 78
 
 
 @dataclass
