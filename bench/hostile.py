@@ -172,7 +172,7 @@ def attack_junk_lines() -> list[Row]:
                     client = None
                     continue
                 sent += 1
-            client.close()  # type: ignore[union-attr]
+            client.close()
         time.sleep(1)  # the last sessions' ends are handled
         grown = rss_mb(server) - before
     return [(attack, "RSS growth, all closed", f"{grown:.1f} MB", "<= 10 MB", grown <= 10),

@@ -42,7 +42,7 @@ def _usage() -> str:
 
 def _resolve(target: str) -> Callable[[list[str], Settings], int]:
     module, _, function = target.partition(":")
-    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]  # a COMMANDS entry: a main
 
 
 def run(name: str, argv: list[str]) -> int:

@@ -390,7 +390,7 @@ class TorNetwork:
              "-a", f"127.0.0.1:{option_port(authority, 'DirPort')}"],
             cwd=authority.directory, input=b"\n", check=True, capture_output=True)
         text = (keys / "authority_certificate").read_text()
-        return re.search(r"^fingerprint (\w+)", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        return re.search(r"^fingerprint (\w+)", text, re.MULTILINE).group(1)
 
     def _fingerprint(self, tor: TorProcess) -> str:
         tor.directory.mkdir(mode=0o700, parents=True, exist_ok=True)

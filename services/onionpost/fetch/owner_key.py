@@ -46,10 +46,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _onion_of(args: argparse.Namespace) -> str:
     if args.onion:
-        return args.onion
+        return str(args.onion)
     if args.hs_dir is None:
         raise ValueError("--onion or --hs-dir is needed (the private file names the address)")
-    return (args.hs_dir / "hostname").read_text().split()[0]
+    return str((args.hs_dir / "hostname").read_text().split()[0])
 
 
 def main(argv: list[str], settings: Settings) -> int:

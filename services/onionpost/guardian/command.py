@@ -44,7 +44,7 @@ def run_sweeps(settings: Settings) -> None:
     its signals; after a Redis error the child starts a new one (and sweeps at once).
     rq 3.0's CronJob takes no serializer and enqueues with pickle: in this process its
     queues are our JSON ones."""
-    rq.cron.Queue = events.JSONQueue  # type: ignore[misc]
+    rq.cron.Queue = events.JSONQueue  # type: ignore[attr-defined]  # rq.cron's own import of Queue, replaced
     cron = CronScheduler(events.connect(settings.redis_url),
                          name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
     cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,
