@@ -1,4 +1,4 @@
-"""A private Tor network on 127.0.0.1 for the e2e tests (recipe: shared/TOR-TESTNET.md).
+"""A private Tor network on 127.0.0.1 for the e2e tests, as Tor's own chutney makes them.
 
 3 directory authorities + 2 relays + 1 client, started once; one more tor per onion
 service. Every process is ours, stopped by PID; tor also exits when the test process dies
