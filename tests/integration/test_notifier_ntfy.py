@@ -31,7 +31,7 @@ def double() -> Iterator[NtfyDouble]:
 
 
 def header_names(request: dict[str, object]) -> list[str]:
-    return sorted(str(name).lower() for name, _ in request["headers"])  # type: ignore[attr-defined]
+    return sorted(str(name).lower() for name, _ in request["headers"])  # type: ignore[attr-defined]  # pairs, in the double's JSON
 
 
 def test_publish_posts_json_with_every_field(double: NtfyDouble) -> None:

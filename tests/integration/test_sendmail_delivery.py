@@ -248,8 +248,8 @@ def test_without_our_onion_ehlo_says_nothing_about_us(
     assert run.code == 0, run.err
     [session] = handler.sessions
     assert session["ehlo"] == "[127.0.0.1]"
-    assert b"Message-ID: <" in session["data"]  # type: ignore[operator]
-    assert b"@example.org>" in session["data"]  # type: ignore[operator]
+    assert b"Message-ID: <" in session["data"]  # type: ignore[operator]  # DATA: bytes
+    assert b"@example.org>" in session["data"]  # type: ignore[operator]  # DATA: bytes
 
 
 def test_a_4xx_after_data_redoes_the_transaction(

@@ -36,7 +36,7 @@ def test_an_existing_name_is_never_overwritten(box: Path) -> None:
 
 def test_a_failed_write_removes_the_file(box: Path) -> None:
     with pytest.raises(TypeError):
-        asyncio.run(maildir.write_tmp_async(box, "broken", [b"ok", "not bytes"]))  # type: ignore[list-item]
+        asyncio.run(maildir.write_tmp_async(box, "broken", [b"ok", "not bytes"]))  # type: ignore[list-item]  # on purpose
     assert list((box / "tmp").iterdir()) == []
 
 
@@ -86,7 +86,7 @@ def test_a_failed_syncfs_fails_the_whole_group_and_renames_nothing(
         raise OSError(5, "Input/output error")
     monkeypatch.setattr(maildir, "syncfs", broken)
     outcomes = deliver_together(maildir.delivery("group", box), 3)
-    assert [(type(o), o.stage, o.error.errno) for o in outcomes] == [  # type: ignore[attr-defined]
+    assert [(type(o), o.stage, o.error.errno) for o in outcomes] == [  # type: ignore[attr-defined]  # all NotStoredError
         (maildir.NotStoredError, "write", 5)] * 3
     assert names_in(box / "new") == names_in(box / "tmp") == []
 
