@@ -19,8 +19,11 @@ install: $(STAMP)
 system-deps:
 	bash tests/support/system-deps.sh
 
+# ruff, then mypy ([tool.mypy] in pyproject.toml: strict on services/onionpost, lighter on
+# tests and bench). `make test` runs it first, so a type error fails the tests (and CI).
 lint: install
 	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/mypy
 
 test: system-deps install lint
 	$(PY) -m pytest $(PYTEST_ARGS) tests
@@ -38,7 +41,7 @@ bench: system-deps install
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache mail
+	rm -rf $(VENV) .pytest_cache .mypy_cache mail
 
 # The stack in containers (README, "Deploy on a VPS"): compose.yaml, configured by .env.
 COMPOSE ?= docker compose

@@ -172,7 +172,7 @@ def attack_junk_lines() -> list[Row]:
                     client = None
                     continue
                 sent += 1
-            client.close()  # type: ignore[union-attr]
+            client.close()
         time.sleep(1)  # the last sessions' ends are handled
         grown = rss_mb(server) - before
     return [(attack, "RSS growth, all closed", f"{grown:.1f} MB", "<= 10 MB", grown <= 10),
@@ -241,7 +241,8 @@ def attack_squatting() -> list[Row]:
     attack = "squatting"
     with tempfile.TemporaryDirectory(prefix="onionpost-bench-hostile-") as base, \
             ingest(Path(base), max_sessions=30, session_lifetime=30) as server:
-        stop, held = threading.Event(), []  # type: ignore[var-annotated]
+        stop = threading.Event()
+        held: list[int] = []  # circuits whose session holds a slot now
         squatters = [threading.Thread(target=squatter, daemon=True,
                                       args=(server.port, 0x3000 + n // 3, stop, held))
                      for n in range(SQUAT_CIRCUITS * 3)]

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support.servers import IngestProcess, RedisServer
@@ -45,12 +46,12 @@ LIMITS = {"ONIONPOST_CIRCUIT_MESSAGES_PER_MINUTE": "100000", "ONIONPOST_MAX_MESS
 Client = Callable[[SlowRelay], None]
 
 
-def sendmail_client(**settings: str) -> Client:
+def sendmail_client(**settings: Any) -> Client:
     def run(relay: SlowRelay) -> None:
         config = Settings(domain=OURS, send_retry_delays="0", **settings)
         call = invocation.parse(["-i", f"owner@{ONION}"])
         err = io.StringIO()
-        code = sendmail.send(call, LETTER, config, {}.get,
+        code = sendmail.send(call, LETTER, config, lambda _: None,
                              tor_connector("127.0.0.1", relay.port), err=err,
                              out=io.StringIO())
         if code:

@@ -64,7 +64,7 @@ def timings(send: Callable[[], int]) -> list[float]:
 def in_process(settings: Settings, recipients: list[str], raw: bytes) -> Callable[[], int]:
     connector = tor_connector(*settings.hostport(settings.tor_socks))
     call = invocation.parse(["-oi", *recipients])
-    return lambda: sendmail.send(call, raw, settings, {}.get, connector,
+    return lambda: sendmail.send(call, raw, settings, lambda _: None, connector,
                                  err=sys.stderr, out=io.StringIO())
 
 

@@ -13,7 +13,7 @@ import redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-# Redis keys and rq queues (DESIGN.md: keys start with onionpost:).
+# Redis keys and rq queues (docs/architecture.md: keys start with onionpost:).
 PAUSED_KEY = "onionpost:paused"  # hash {reason, since}; absent = accepting mail
 EVENTS_QUEUE = "events"
 NOTIFY_QUEUE = "notify"

@@ -7,7 +7,7 @@ import time
 
 
 class _UTCFormatter(logging.Formatter):
-    converter = time.gmtime
+    converter = staticmethod(time.gmtime)
 
 
 def configure(level: str = "INFO") -> None:

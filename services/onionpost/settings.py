@@ -210,7 +210,7 @@ def _variable(field: str) -> str:
 def load_settings(**overrides: object) -> Settings:
     """Read the environment; a bad value raises ConfigError naming the variable."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # values of any type: pydantic checks each
     except ValidationError as error:
         first = error.errors()[0]
         message = str(first["msg"]).removeprefix("Value error, ")

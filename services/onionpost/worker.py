@@ -102,7 +102,7 @@ class ServiceWorker(SimpleWorker):
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self.stopping = True
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # rq left it unannotated
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         reason = refusal(job, self.allowed)
@@ -182,7 +182,7 @@ def _work(queue: str, redis_url: str, role: str, allowed: frozenset[str]) -> int
                                     job_class=DataJob)
             current.allowed = allowed
             log.info("event=worker_start role=%s queue=%s", role, queue)
-            current.work(logging_level=logging.getLogger("rq.worker").level)
+            current.work(logging_level=logging.getLogger("rq.worker").level)  # type: ignore[arg-type]  # rq says str but hands it to setup_loghandlers, typed int | str
         except StopRequested:
             return 0
         except redis.RedisError as error:

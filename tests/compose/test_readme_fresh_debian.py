@@ -148,7 +148,8 @@ def test_the_start_then_the_test_command_install_what_they_need(
         assert_clean(output)
         assert status == 0, output
         assert "installing: " in output, output  # system-deps.sh: the test packages
-        assert "All checks passed!" in output, output  # make test's lint step ran
+        assert "All checks passed!" in output, output  # make test's lint step ran: ruff,
+        assert "Success: no issues found" in output, output  # then mypy
         assert re.search(r"^\d{3,} tests collected", output, re.MULTILINE), output
 
 

@@ -1,4 +1,4 @@
-"""The private Tor network, one per test session (see tornet.py and TOR-TESTNET.md)."""
+"""The private Tor network, one per test session (see tornet.py)."""
 
 from __future__ import annotations
 

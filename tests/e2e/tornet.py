@@ -1,4 +1,4 @@
-"""A private Tor network on 127.0.0.1 for the e2e tests (recipe: shared/TOR-TESTNET.md).
+"""A private Tor network on 127.0.0.1 for the e2e tests, as Tor's own chutney makes them.
 
 3 directory authorities + 2 relays + 1 client, started once; one more tor per onion
 service. Every process is ours, stopped by PID; tor also exits when the test process dies
@@ -390,7 +390,7 @@ class TorNetwork:
              "-a", f"127.0.0.1:{option_port(authority, 'DirPort')}"],
             cwd=authority.directory, input=b"\n", check=True, capture_output=True)
         text = (keys / "authority_certificate").read_text()
-        return re.search(r"^fingerprint (\w+)", text, re.MULTILINE).group(1)  # type: ignore[union-attr]
+        return re.search(r"^fingerprint (\w+)", text, re.MULTILINE).group(1)
 
     def _fingerprint(self, tor: TorProcess) -> str:
         tor.directory.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -71,7 +71,8 @@ def test_client_killed_at_20_moments(rig: FetchRig) -> None:
     _finish(rig, "a whole run")
     whole_run = time.monotonic() - started
     chance = random.Random(20)
-    moments = [("after messages", k) for k in [0, *chance.sample(range(1, MESSAGES), 9)]]
+    moments: list[tuple[str, float]] = [
+        ("after messages", k) for k in [0, *chance.sample(range(1, MESSAGES), 9)]]
     moments += [("after seconds", chance.uniform(0, whole_run)) for _ in range(10)]
     killed = both_sides = 0  # both: a message left here *and* there (delete redone)
     for moment in moments:
@@ -92,7 +93,7 @@ def test_server_side_killed_mid_transfer(rig: FetchRig) -> None:
         process = rig.start_fetch()
         pids = wait_for(rig.serve_pids, what="fetch-serve to start")
         _when_arrived(rig, moment, process, already_here)
-        for pid in pids:  # type: ignore[attr-defined]
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):  # it finished first: not a hit
                 os.kill(pid, signal.SIGKILL)
         _, stderr = process.communicate(timeout=60)

@@ -53,11 +53,13 @@ def encrypted_part(stored: bytes) -> bytes:
     parsed = email.message_from_bytes(stored)
     assert parsed.get_content_type() == "multipart/encrypted"
     assert parsed.get_param("protocol") == "application/pgp-encrypted"
-    version, payload = parsed.get_payload()
+    parts = parsed.get_payload()
+    assert isinstance(parts, list)
+    version, payload = parts
     assert version.get_payload().strip() == "Version: 1"
     assert payload.get_content_type() == "application/octet-stream"
     data = payload.get_payload(decode=True)
-    assert data.startswith(b"-----BEGIN PGP MESSAGE-----")
+    assert isinstance(data, bytes) and data.startswith(b"-----BEGIN PGP MESSAGE-----")
     return data
 
 
@@ -96,7 +98,7 @@ def redis_dump(url: str) -> bytes:
         elif kind == b"set":
             dump += list(client.smembers(key))
         elif kind == b"zset":
-            dump += [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+            dump += list(client.zrange(key, 0, -1))
     return b"\n".join(dump)
 
 
@@ -173,8 +175,12 @@ def test_signed_mail_still_verifies_after_decryption(
     clear = decrypted(gpg, only_stored(ingest))
     assert clear == sent
     # The signed part and its signature as they sit in the decrypted bytes.
-    _, sig = email.message_from_bytes(clear).get_payload()
-    (tmp_path / "part.asc").write_bytes(sig.get_payload(decode=True))
+    parts = email.message_from_bytes(clear).get_payload()
+    assert isinstance(parts, list)
+    _, sig = parts
+    detached = sig.get_payload(decode=True)
+    assert isinstance(detached, bytes)
+    (tmp_path / "part.asc").write_bytes(detached)
     (tmp_path / "part").write_bytes(clear.split(b"--b1\r\n")[1])
     verified = gpg.verify_detached(tmp_path / "part.asc", tmp_path / "part")
     assert verified.returncode == 0 and b"Good signature" in verified.stderr, verified.stderr

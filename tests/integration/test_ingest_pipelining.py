@@ -136,7 +136,7 @@ def test_quit_with_junk_after_it_still_answers_the_message(tolerant: IngestProce
 
 def resident_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
 
 
 def test_a_client_that_pipelines_and_never_reads_is_held_to_a_bounded_buffer(

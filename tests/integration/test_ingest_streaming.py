@@ -90,7 +90,7 @@ def test_too_big_mid_stream_drops_the_tmp_file_and_is_refused_after_the_end(
         client.send(b"\r\n.\r\n")
         reply = client.reply()
         assert reply is not None and (reply.code, reply.enhanced) == (552, "5.3.4")
-        assert client.command(b"MAIL FROM:<a@example.org>").code == 250  # type: ignore[union-attr]
+        assert client.command(b"MAIL FROM:<a@example.org>").code == 250
     assert ingest.messages() == [] and ingest_tmp(ingest) == []
 
 

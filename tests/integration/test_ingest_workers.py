@@ -88,7 +88,7 @@ def sessions_on_both_workers(ingest: IngestProcess, count: int,
     raise AssertionError(f"{count} sessions never reached both workers in {tries} tries")
 
 
-def serving_workers(ingest: IngestProcess, clients: list[smtplib.SMTP]) -> Counter[int]:
+def serving_workers(ingest: IngestProcess, clients: list[smtplib.SMTP]) -> Counter[int | None]:
     """Which worker process holds each client's connection."""
     assert ingest.process is not None
     workers = children(ingest.process.pid)

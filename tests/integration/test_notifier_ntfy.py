@@ -31,7 +31,7 @@ def double() -> Iterator[NtfyDouble]:
 
 
 def header_names(request: dict[str, object]) -> list[str]:
-    return sorted(str(name).lower() for name, _ in request["headers"])  # type: ignore[attr-defined]
+    return sorted(str(name).lower() for name, _ in request["headers"])  # type: ignore[attr-defined]  # pairs, in the double's JSON
 
 
 def test_publish_posts_json_with_every_field(double: NtfyDouble) -> None:
@@ -75,7 +75,7 @@ def test_basic_auth(double: NtfyDouble) -> None:
 def test_bad_or_missing_credentials_are_rejected(double: NtfyDouble, credentials: dict[str, str],
                                                  status: int) -> None:
     with pytest.raises(NtfyRejectedError) as rejected:
-        Ntfy(double.url, "alerts", **credentials).publish(PLAIN)
+        Ntfy(double.url, "alerts", **credentials).publish(PLAIN)  # type: ignore[arg-type]  # credentials only
     assert rejected.value.status == status
     assert "ONIONPOST_NTFY" in str(rejected.value)
     assert double.messages() == []

@@ -89,7 +89,7 @@ def test_no_sender_is_a_data_error(tmp_path: Path) -> None:
 ])
 def test_bad_configuration_exits_78_with_one_line(env: dict[str, str], words: str,
                                                   tmp_path: Path) -> None:
-    result = run(["-oi", f"bob@{BOB}"], tmp_path, **env)
+    result = run(["-oi", f"bob@{BOB}"], tmp_path, **env)  # type: ignore[arg-type]  # names of variables, never stdin
     assert result.returncode == 78
     assert text(result).count("\n") == 1 and words in text(result)
 

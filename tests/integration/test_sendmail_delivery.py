@@ -7,8 +7,9 @@ from __future__ import annotations
 import io
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -49,8 +50,9 @@ class Run:
 
 
 def send(network: Network, argv: list[str], raw: bytes = NEOMUTT_MESSAGE,
-         book: dict[str, str] | None = None, **settings: object) -> Run:
-    out, err, sleeps = io.StringIO(), io.StringIO(), []
+         book: dict[str, str] | None = None, **settings: Any) -> Run:
+    out, err = io.StringIO(), io.StringIO()
+    sleeps: list[float] = []
     config = Settings(**{"domain": OURS, "send_retry_delays": "0.2,0.3", **settings})
     call = invocation.parse(argv)
     raw = message.read(io.BytesIO(raw), call.dots_end_message)
@@ -174,7 +176,7 @@ def test_a_paused_receiver_is_retried(start_ingest: Callable[..., IngestProcess]
 
     out, err = io.StringIO(), io.StringIO()
     code = sendmail.send(invocation.parse(["-i", f"a@{ALICE}"]), NEOMUTT_MESSAGE,
-                         Settings(domain=OURS, send_retry_delays="0.1,0.1"), {}.get,
+                         Settings(domain=OURS, send_retry_delays="0.1,0.1"), lambda _: None,
                          Network({ALICE: ingest.port}).connector(), err=err, out=out,
                          sleep=resume)
     assert code == 0, err.getvalue()
@@ -209,7 +211,7 @@ class Recorder:
 
 
 @pytest.fixture
-def recorder() -> Callable[..., tuple[Recorder, int]]:
+def recorder() -> Iterator[Callable[..., tuple[Recorder, int]]]:
     controllers: list[Controller] = []
 
     def start(*replies: str) -> tuple[Recorder, int]:
@@ -246,8 +248,8 @@ def test_without_our_onion_ehlo_says_nothing_about_us(
     assert run.code == 0, run.err
     [session] = handler.sessions
     assert session["ehlo"] == "[127.0.0.1]"
-    assert b"Message-ID: <" in session["data"]  # type: ignore[operator]
-    assert b"@example.org>" in session["data"]  # type: ignore[operator]
+    assert b"Message-ID: <" in session["data"]  # type: ignore[operator]  # DATA: bytes
+    assert b"@example.org>" in session["data"]  # type: ignore[operator]  # DATA: bytes
 
 
 def test_a_4xx_after_data_redoes_the_transaction(

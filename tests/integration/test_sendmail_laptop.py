@@ -92,7 +92,7 @@ def test_a_message_without_from_leaves_as_the_laptop(
         laptop: dict[str, str]) -> None:
     with SlowRelay(0.0, {ALICE: alice.port}) as relay:
         result = run([SENDMAIL, "-oi", f"bob@{ALICE}"], laptop,
-                     ONIONPOST_TOR_SOCKS=f"127.0.0.1:{relay.port}", **identity)
+                     ONIONPOST_TOR_SOCKS=f"127.0.0.1:{relay.port}", **identity)  # type: ignore[arg-type]  # variables, never stdin
     assert result.returncode == 0, result.stderr
     message = stored(alice)
     assert message["From"] == expected

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -32,11 +33,11 @@ LETTER = f"From: me@{OURS}\nSubject: piped\n\n.starts with a dot\nbody\n".encode
 REFUSED = f"{'x' * 70}@{ALICE}"  # a local part over 64 octets: ingest says 553 5.1.3
 
 
-def send(relay: SlowRelay, recipients: list[str], *flags: str, **settings: object) -> int:
+def send(relay: SlowRelay, recipients: list[str], *flags: str, **settings: Any) -> int:
     config = Settings(**{"domain": OURS, "send_retry_delays": "0", **settings})
     call = invocation.parse(["-i", *flags, *recipients])
     raw = message.read(io.BytesIO(LETTER), call.dots_end_message)
-    return sendmail.send(call, raw, config, {}.get, tor_connector("127.0.0.1", relay.port),
+    return sendmail.send(call, raw, config, lambda _: None, tor_connector("127.0.0.1", relay.port),
                          err=io.StringIO(), out=io.StringIO(), sleep=lambda _: None)
 
 

@@ -57,7 +57,7 @@ def sendmail_run(network: Network, argv: list[str], settings: Settings) -> tuple
     err = io.StringIO()
     call = invocation.parse(argv)
     raw = message.read(io.BytesIO(MESSAGE), call.dots_end_message)
-    code = sendmail.send(call, raw, settings, {}.get, network.connector(), err=err,
+    code = sendmail.send(call, raw, settings, lambda _: None, network.connector(), err=err,
                          out=io.StringIO(), sleep=lambda _: None)
     return code, err.getvalue()
 

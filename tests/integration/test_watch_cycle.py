@@ -27,7 +27,7 @@ class ScriptedWatch(Watch):
     def probe(self) -> Result:
         return Result(time.time(), self.stages.popleft(), "scripted")
 
-    def service_controller(self) -> None:  # type: ignore[override]
+    def service_controller(self) -> None:
         return None
 
     def heal(self) -> str:

@@ -35,7 +35,7 @@ def debian_mirror() -> str:
         text = source.read_text() if source.is_file() else ""
         for uri in re.findall(r"^(?:URIs:|deb)\s+(\S+)", text, re.MULTILINE):
             if uri.rstrip("/").endswith("/debian"):
-                return uri
+                return str(uri)
     return "http://deb.debian.org/debian"
 
 

@@ -16,6 +16,9 @@ FETCH = [sys.executable, "-m", "onionpost", "fetch"]
 
 
 class FetchRig:
+    mode_file: Path  # set by test_fetch_hostile's rig: the lying server's mode and log
+    request_log: Path
+
     def __init__(self, directory: Path, seed: int = 8, remote: Path | None = None) -> None:
         self.directory = directory
         self.sshd = SshServer(directory / "sshd")

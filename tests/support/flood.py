@@ -91,6 +91,7 @@ class Flooder:
 
     def _send(self, client: smtplib.SMTP, tag: str) -> bool:
         """One transaction; False when the session is over (421 or a dropped connection)."""
+        reply: bytes | str  # smtplib's SMTPResponseException may carry either
         try:
             code, reply = client.mail("flood@example.org")
             if code == 250:

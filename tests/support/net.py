@@ -5,6 +5,9 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+Value = TypeVar("Value")
 
 
 def free_port() -> int:
@@ -13,8 +16,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 20.0, what: str = "",
-             interval: float = 0.05) -> object:
+def wait_for(predicate: Callable[[], Value], timeout: float = 20.0, what: str = "",
+             interval: float = 0.05) -> Value:
     """Poll until predicate() is truthy; raise TimeoutError naming what we waited for."""
     deadline = time.monotonic() + timeout
     while True:

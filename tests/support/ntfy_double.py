@@ -221,7 +221,7 @@ class NtfyDouble:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> NtfyDouble:
         self.thread.start()

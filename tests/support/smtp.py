@@ -118,7 +118,7 @@ class ProxySMTP(smtplib.SMTP):
         super().__init__(host, port, timeout=timeout)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = super()._get_socket(host, port, timeout)
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]  # smtplib's private hook, not in typeshed
         sock.sendall(proxy_v1(self.proxy_source))
         return sock
 

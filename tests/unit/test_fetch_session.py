@@ -47,7 +47,7 @@ def local(tmp_path: Path) -> LocalMaildir:
 
 def _run(server_dir: Path, local: LocalMaildir, **options: object) -> Outcome:
     with connected(server_dir) as session:
-        return Fetcher(session, local, Options(**options)).run()  # type: ignore[arg-type]
+        return Fetcher(session, local, Options(**options)).run()  # type: ignore[arg-type]  # each test's own options
 
 
 def _messages(directory: Path, count: int) -> dict[str, bytes]:

@@ -121,7 +121,7 @@ def parsed_lengths(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         return classmethod(parse)
 
     for header_class in (AddressHeader, UnstructuredHeader):
-        monkeypatch.setattr(header_class, "parse", bounded(header_class.parse.__func__))
+        monkeypatch.setattr(header_class, "parse", bounded(header_class.parse.__func__))  # type: ignore[attr-defined]  # a classmethod's function
     return lengths
 
 

@@ -14,7 +14,8 @@ SIZE_LIMIT = 300
 
 def line_by_line(stream: bytes) -> tuple[bytes, bytes, str | None] | None:
     """The reference: split at CRLF, stop at '.', unstuff; None if the end never comes."""
-    content, size, error, position = [], 0, None, 0
+    content: list[bytes] = []
+    size, error, position = 0, None, 0
     while True:
         end = stream.find(b"\r\n", position)
         if end < 0:

@@ -40,7 +40,9 @@ def test_the_structure_is_rfc_3156_with_crlf_lines() -> None:
     parsed = email.message_from_bytes(stored)
     assert parsed.get_content_type() == "multipart/encrypted"
     assert parsed.get_param("protocol") == "application/pgp-encrypted"
-    control, data = parsed.get_payload()
+    parts = parsed.get_payload()
+    assert isinstance(parts, list)
+    control, data = parts
     assert control.get_content_type() == "application/pgp-encrypted"
     assert control.get_payload() == "Version: 1\r\n"
     assert data.get_content_type() == "application/octet-stream"

@@ -28,7 +28,7 @@ AIOSMTPD_REPLIES = [
 ]
 OURS = [handler.PAUSED, handler.RELAY_DENIED, handler.BAD_MAILBOX, handler.TOO_MANY_RECIPIENTS,
         handler.WRITE_FAILED, handler.INTERNAL_ERROR, ledger.TOO_MANY_SESSIONS,
-        ledger.CIRCUIT_BUSY, ledger.CIRCUIT_RATE, ledger.MAILBOX_FULL, server.SHUTTING_DOWN,
+        ledger.CIRCUIT_BUSY, ledger.CIRCUIT_RATE, ledger.MAILBOX_FULL, handler.SHUTTING_DOWN,
         server.TIMED_OUT]
 
 

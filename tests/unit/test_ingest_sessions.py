@@ -47,9 +47,9 @@ def test_copies_share_nothing_mutable_but_the_process_wide_parts(tmp_path: Path)
 
 def test_copies_have_their_own_streams_and_commands(tmp_path: Path) -> None:
     _, (first, second) = sessions(tmp_path, 2)
-    assert first._stream_reader is not second._stream_reader
-    assert isinstance(first._drain_waiters, collections.deque)
-    assert first._drain_waiters is not second._drain_waiters
+    assert first._stream_reader is not second._stream_reader  # type: ignore[attr-defined]  # asyncio's private state
+    assert isinstance(first._drain_waiters, collections.deque)  # type: ignore[attr-defined]  # asyncio's private state
+    assert first._drain_waiters is not second._drain_waiters  # type: ignore[attr-defined]  # asyncio's private state
     names = [name for name, _ in first._smtp_methods.items()]
     assert names == [name for name, _ in second._smtp_methods.items()]
     assert {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "QUIT", "HELP"} <= set(names)
@@ -120,7 +120,7 @@ def test_address_parser_answers_as_aiosmtpds(arg: str) -> None:
     assert outcome(IngestSMTP._getaddr, smtp, arg) == outcome(SMTP._getaddr, smtp, arg)
 
 
-def outcome(parse: Callable[[SMTP, str], object], smtp: SMTP, arg: str) -> object:
+def outcome(parse: Callable[[IngestSMTP, str], object], smtp: IngestSMTP, arg: str) -> object:
     """The parse, or the kind of exception it raised (aiosmtpd raises on some inputs, such
     as '<0@[>': ingest's session then answers 451 through handle_exception)."""
     try:

@@ -91,7 +91,7 @@ def test_write_tmp_then_publish(box: Path) -> None:
 def test_write_tmp_removes_its_file_when_writing_fails(box: Path) -> None:
     name = maildir.file_name("F" * 12, 5)
     with pytest.raises(TypeError):
-        maildir.write_tmp(box, name, [b"part", "not bytes"])  # type: ignore[list-item]
+        maildir.write_tmp(box, name, [b"part", "not bytes"])  # type: ignore[list-item]  # on purpose
     assert list((box / "tmp").iterdir()) == []
 
 

@@ -29,7 +29,7 @@ NEOMUTT = (b"Date: Wed, 25 Nov 2026 14:30:00 +0100\n"
 
 def cleaned(raw: bytes, **options: object) -> Draft:
     draft = Draft.parse(raw)
-    clean(draft, STAMP, sender="ann@a.onion", expand=BOOK.get, **options)  # type: ignore[arg-type]
+    clean(draft, STAMP, sender="ann@a.onion", expand=BOOK.get, **options)  # type: ignore[arg-type]  # each test's own options
     return draft
 
 

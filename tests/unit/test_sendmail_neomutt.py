@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -18,7 +19,7 @@ FRANK = f"frank@{onion.from_public_key(bytes(32))}"
 
 
 def config(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str,
-           **settings: str) -> Path:
+           **settings: Any) -> Path:
     book = tmp_path / "contacts"
     book.write_text(f"frank {FRANK}\n")
     mail = tmp_path / "mail"

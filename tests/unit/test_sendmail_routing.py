@@ -82,7 +82,7 @@ def test_permanent_exit_codes(stage: str, code: int, text: str, expected: int) -
 
 
 def result(status: str, code: int = 0) -> Result:
-    return Result("r", status, "", code)  # type: ignore[arg-type]
+    return Result("r", status, "", code)  # type: ignore[arg-type]  # a Status, from each test
 
 
 def test_overall_exit_code() -> None:

@@ -10,9 +10,10 @@ import sys
 import pytest
 from python_socks import ProxyError
 
+from onionpost.exits import EX_TEMPFAIL, EX_UNAVAILABLE
 from onionpost.sender.delivery import DestinationRefusedError, UnreachableError
 from onionpost.sender.transport import refused
-from onionpost.tor.proxy_command import EX_TEMPFAIL, EX_UNAVAILABLE, explain
+from onionpost.tor.proxy_command import explain
 from onionpost.tor.socks import ONION_REPLIES, StreamRefusedError, refusal
 
 TEMPORARY = [0xF0, 0xF1, 0xF2, 0xF3, 0xF7]  # offline, busy, a bad descriptor may be replaced

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import IO
 
 from onionpost.fetch import protocol
 from onionpost.fetch.protocol import Entry, ProtocolError
@@ -23,7 +23,7 @@ class ServerError(Exception):
 class Session:
     """The client end of the protocol over a pair of pipes."""
 
-    def __init__(self, replies: BinaryIO, requests_out: BinaryIO) -> None:
+    def __init__(self, replies: IO[bytes], requests_out: IO[bytes]) -> None:
         self._in = replies
         self._out = requests_out
         self.greeted = False

@@ -47,7 +47,7 @@ def run_sweeps(settings: Settings, stop: threading.Event) -> None:
     CronScheduler.start()'s, which cannot run in a thread as it is (it installs signal
     handlers). rq 3.0's CronJob takes no serializer and enqueues with pickle: in this
     process its queues are our JSON ones."""
-    rq.cron.Queue = events.JSONQueue  # type: ignore[misc]
+    rq.cron.Queue = events.JSONQueue  # type: ignore[attr-defined]  # rq.cron's own import of Queue, replaced
     cron = CronScheduler(events.connect(settings.redis_url),
                          name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
     cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,

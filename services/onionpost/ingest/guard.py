@@ -30,7 +30,7 @@ class CommandReader(asyncio.StreamReader):
 
     guard: SessionGuard | None = None
 
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:  # type: ignore[override]  # aiosmtpd passes bytes; Python 3.13 also takes a tuple
         guard = self.guard
         if guard is None or not guard.between_commands:
             return await super().readuntil(separator)
@@ -143,7 +143,7 @@ class SessionGuard:
         session = self.session
         if session.transport is not None:
             session.transport.close()
-            session.loop.call_later(CLOSE_GRACE_SECONDS, session.transport.abort)  # type: ignore[attr-defined]
+            session.loop.call_later(CLOSE_GRACE_SECONDS, session.transport.abort)  # type: ignore[attr-defined]  # aiosmtpd types it BaseTransport: a Transport
         if session._handler_coroutine is not None:
             session._handler_coroutine.cancel()
 

@@ -95,7 +95,7 @@ class IngestHandler:
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         if self.pause.paused:
-            asyncio.get_running_loop().call_soon(server.transport.close)  # type: ignore[union-attr]
+            asyncio.get_running_loop().call_soon(server.transport.close)  # type: ignore[union-attr]  # a session in MAIL is connected
             return PAUSED
         if len(f"<{address}>".encode("utf-8", "surrogateescape")) > PATH_LIMIT:
             return MAIL_TOO_LONG  # and our Return-Path line stays far below 998 octets

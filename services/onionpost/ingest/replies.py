@@ -45,4 +45,4 @@ def enhance(status: str) -> str:
 
 def _has_enhanced(status: str) -> bool:
     match = _ENHANCED.match(status)
-    return bool(match) and match.group(1) == match.group(2)  # type: ignore[union-attr]
+    return match is not None and match.group(1) == match.group(2)

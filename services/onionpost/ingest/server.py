@@ -67,7 +67,7 @@ class Commands:
 
     __slots__ = ("_names", "_session")
 
-    def __init__(self, session: SMTP, names: dict[str, None]) -> None:
+    def __init__(self, session: IngestSMTP, names: dict[str, None]) -> None:
         """names: every command, in aiosmtpd's order (HELP lists them), shared read-only."""
         self._session = session
         self._names = names
@@ -114,7 +114,7 @@ class IngestSMTP(SMTP):
         asyncio.StreamReaderProtocol.__init__(
             clone, CommandReader(loop=self.loop, limit=STREAM_LIMIT),
             client_connected_cb=clone._cb_client_connected, loop=self.loop)
-        clone._smtp_methods = Commands(clone, self.command_names)
+        clone._smtp_methods = Commands(clone, self.command_names)  # type: ignore[assignment]  # aiosmtpd calls only get() and items()
         clone.held = bytearray()
         clone.guard_session()
         return clone
@@ -123,7 +123,7 @@ class IngestSMTP(SMTP):
         """This session's own line limits, junk count and lifetime (see guard.py)."""
         self.command_size_limits = CommandLimits()
         self.guard = SessionGuard(self, self.junk_limit, self.lifetime)
-        self._stream_reader.guard = self.guard  # type: ignore[union-attr]
+        self._stream_reader.guard = self.guard  # type: ignore[attr-defined]  # asyncio's private reader: fresh() made it a CommandReader
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's parser (the email package's, ~70 microseconds per MAIL and per RCPT)
@@ -178,7 +178,7 @@ class IngestSMTP(SMTP):
             refusal = self.admit(str(peer[0]) if peer else "unknown")
         if refusal:
             await self.push(refusal)
-            self.transport.close()  # type: ignore[union-attr]
+            self.transport.close()  # type: ignore[union-attr]  # connection_made() set it
             return
         await super()._handle_client()
 
@@ -192,7 +192,7 @@ class IngestSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # after STARTTLS: the TLS transport
-        self.transport = pipelining.RepliesFirst(self.transport, self.send_held)
+        self.transport = pipelining.RepliesFirst(self.transport, self.send_held)  # type: ignore[assignment]  # a wrapper that forwards the rest
 
     async def push(self, status: Any) -> None:
         """Replies to pipelined commands wait while the client's next command is already
@@ -208,7 +208,7 @@ class IngestSMTP(SMTP):
             await self.flush_replies()
 
     def next_command_waiting(self) -> bool:
-        return b"\n" in self._reader._buffer  # type: ignore[attr-defined]
+        return b"\n" in self._reader._buffer  # type: ignore[attr-defined]  # asyncio's private buffer: a peek without reading
 
     async def flush_replies(self) -> None:
         self.send_held()
@@ -268,7 +268,7 @@ class IngestSMTP(SMTP):
             self._reader.feed_data(phase.surplus)
         if phase.error:
             await self.push(phase.error)
-            self._set_post_data_state()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd left it unannotated
             return
         spool.add(phase.drain())
         # The content is all here: a DATA deadline that runs out during the store would lose
@@ -277,7 +277,7 @@ class IngestSMTP(SMTP):
         # command timeout: encrypting at rest a flood of big messages takes minutes.
         self._reset_timeout(self.data_timeout)
         status = await self._call_handler_hook("DATA", spool)
-        self._set_post_data_state()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd left it unannotated
         await self.push("250 OK" if status is MISSING else status)
 
     auth_offered = False  # HELP lists a command only when its `when` attribute is true
@@ -307,14 +307,14 @@ class IngestSMTP(SMTP):
         if self.session is None or self.session.ssl is not None:
             return  # the handshake finished: connection_lost will come as usual
         if self._original_transport is not None:
-            self._original_transport.abort()
+            self._original_transport.abort()  # type: ignore[attr-defined]  # aiosmtpd types it BaseTransport: a socket's Transport
         self.connection_lost(None)
 
     def discard_pipelined_input(self) -> None:
         """Nothing a client sent after STARTTLS, still in plain text, may count as said
         over TLS (RFC 3207, CVE-2024-34083): aiosmtpd drops it after the handshake, we
         drop it before the 220 as well, so that the 220 never waits for it."""
-        self._reader._buffer.clear()  # type: ignore[attr-defined]
+        self._reader._buffer.clear()  # type: ignore[attr-defined]  # asyncio's private buffer: dropped unread
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         """Move the deadline; the timer moves only when it must fire earlier. aiosmtpd
@@ -342,7 +342,7 @@ class IngestSMTP(SMTP):
         gone: writing to it would raise)."""
         self.send_held()
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(reply.encode() + b"\r\n")
+            self.transport.write(reply.encode() + b"\r\n")  # type: ignore[attr-defined]  # aiosmtpd types it BaseTransport: a Transport
 
 
 class Ingest:

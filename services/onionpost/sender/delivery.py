@@ -242,6 +242,7 @@ class DomainDelivery:
 
     def _send_data(self) -> None:
         assert self._smtp is not None
+        text: bytes | str  # smtplib's SMTPDataError may carry either
         if self.awaiting_body:
             code, text = pipelining.send_body(self._smtp, self.message)
             self._close()  # QUIT went with the final dot

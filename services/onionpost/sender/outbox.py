@@ -47,7 +47,7 @@ class Entry:
 
 def backoff(attempts: int) -> float:
     """Seconds to wait after `attempts` failed runs: 5 min, 10, 20, ... at most 2 h."""
-    return min(FIRST_DELAY * 2 ** max(attempts - 1, 0), MAX_DELAY)
+    return min(FIRST_DELAY * 2.0 ** max(attempts - 1, 0), MAX_DELAY)
 
 
 def expired(entry: Entry, now: float, lifetime: float) -> bool:

@@ -23,6 +23,7 @@ from onionpost.guardian.state import read_pause
 from onionpost.notifier.notices import Notice
 from onionpost.settings import ConfigError, Settings
 from onionpost.watch import alerts, episode, publication, state
+from onionpost.watch.episode import Decision, Episode  # the field `episode` hides the module
 from onionpost.watch.metrics import Metrics
 from onionpost.watch.probe import Result, probe
 
@@ -99,7 +100,7 @@ class Watch:
         except (stem.ControllerError, stem.SocketError) as error:
             return f"failed: {error}"
 
-    def check_clock(self, current: episode.Episode) -> tuple[episode.Episode, Notice | None]:
+    def check_clock(self, current: Episode) -> tuple[Episode, Notice | None]:
         controller = self.service_controller()
         validity = publication.consensus_validity(controller) if controller else None
         if validity is None:
@@ -127,7 +128,7 @@ class Watch:
         except redis.RedisError as error:
             log.warning("event=redis_down error=%s effect=new_episode", type(error).__name__)
 
-    def _save(self, new_state: episode.Episode, result: Result, notices: list[Notice],
+    def _save(self, new_state: Episode, result: Result, notices: list[Notice],
               heal_text: str | None) -> None:
         uploads = self.uploads.uploads if self.uploads else publication.Uploads()
         fields = {"upload_failed_since": str(uploads.failed_since)}
@@ -155,7 +156,7 @@ class Watch:
         paused = read_pause(self.connection) is not None
         self.metrics.stack(maildir.scan(self.settings.maildir), paused, depths)
 
-    def _log(self, result: Result, decision: episode.Decision, heal_text: str | None) -> None:
+    def _log(self, result: Result, decision: Decision, heal_text: str | None) -> None:
         if result.stage is None:
             log.info("event=probe reachable=1 latency=%.2f intro_points=%s",
                      result.latency_seconds or 0, result.intro_points)

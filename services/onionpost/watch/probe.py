@@ -43,7 +43,7 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
-        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})
+        return cls(**{key: data.get(key) for key in cls.__dataclass_fields__})  # type: ignore[arg-type]  # a field older records lack: None
 
 
 class ProbeFailedError(Exception):

@@ -8,11 +8,11 @@ import socket
 _LOG = os.environ.get("DNS_GUARD_LOG")
 
 
-def _guard(real):  # type: ignore[no-untyped-def]
-    def lookup(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _guard(real):  # type: ignore[no-untyped-def]  # no typing import in every start-up
+    def lookup(host, *args, **kwargs):  # type: ignore[no-untyped-def]  # as socket's own
         name = host.decode() if isinstance(host, bytes) else str(host)
         if ".onion" in name.lower():
-            with open(_LOG, "a") as log:  # type: ignore[arg-type]
+            with open(_LOG, "a") as log:  # type: ignore[arg-type]  # set: else no guard
                 log.write(f"{real.__name__} {name}\n")
             raise socket.gaierror(socket.EAI_NONAME, "a .onion name was resolved locally")
         return real(host, *args, **kwargs)
@@ -21,4 +21,4 @@ def _guard(real):  # type: ignore[no-untyped-def]
 
 if _LOG:
     for _name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex"):
-        setattr(socket, _name, _guard(getattr(socket, _name)))
+        setattr(socket, _name, _guard(getattr(socket, _name)))  # type: ignore[no-untyped-call]  # see _guard
