@@ -132,13 +132,14 @@ def test_neomutt_config_signs_with_the_key_and_encrypts_opportunistically(
         config.stdout, "crypt_use_gpgme", "pgp_default_key", "pgp_sign_as", "crypt_auto_sign",
         "crypt_opportunistic_encrypt", "crypt_verify_sig", "crypt_protected_headers_read",
         "crypt_protected_headers_write", "crypt_protected_headers_save", "autocrypt",
-        "header_cache", "pgp_self_encrypt")
+        "header_cache", "pgp_self_encrypt", "crypt_confirm_hook")
     assert values == {
         "crypt_use_gpgme": "yes", "pgp_default_key": fingerprint, "pgp_sign_as": fingerprint,
         "crypt_auto_sign": "yes", "crypt_opportunistic_encrypt": "yes",
         "crypt_verify_sig": "yes", "crypt_protected_headers_read": "yes",
         "crypt_protected_headers_write": "yes", "crypt_protected_headers_save": "no",
-        "autocrypt": "no", "header_cache": "", "pgp_self_encrypt": "yes"}
+        "autocrypt": "no", "header_cache": "", "pgp_self_encrypt": "yes",
+        "crypt_confirm_hook": "no"}
 
 
 def test_neomutt_config_without_a_key_says_to_make_one(laptop: Laptop) -> None:

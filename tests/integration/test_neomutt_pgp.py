@@ -1,0 +1,207 @@
+"""neomutt with `onionpost neomutt-config` and the owner's key from `onionpost pgp init`, in
+tmux as the owner types: it reads mail the real ingest stored encrypted (ONIONPOST_PGP_KEY),
+showing the body and the real Subject, and it sends signed mail (encrypted to a contact whose
+key `contacts add --key` took). The receiver is a real ingest behind a SOCKS5 relay
+(tests/support/slow_relay.py, no delay) standing in for tor."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import shutil
+import smtplib
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tests.support.gpg import GnuPG
+from tests.support.net import wait_for
+from tests.support.servers import IngestProcess
+from tests.support.slow_relay import SlowRelay
+
+from onionpost import maildir, onion
+
+pytestmark = pytest.mark.skipif(
+    not all(map(shutil.which, ("neomutt", "tmux", "gpg"))),
+    reason="neomutt, tmux or gpg is not installed (make system-deps)")
+
+BIN = Path(sys.executable).parent
+OURS = onion.from_public_key(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+THEIRS = onion.from_public_key(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+SUBJECT, BODY = "the real subject 7d1f", "the secret body 93ac"
+
+
+class Owner:
+    """The owner's laptop: HOME with ~/mail, a throw-away GNUPGHOME, a passphrase-less key."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        for box in ("inbox", "sent", "drafts", "trash"):
+            maildir.ensure(home / "mail" / box)
+        (home / ".gnupg").mkdir(mode=0o700)
+        self.env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(home), "TERM": "xterm",
+                    "GNUPGHOME": str(home / ".gnupg"), "ONIONPOST_DOMAIN": OURS,
+                    "ONIONPOST_ADDRESS_BOOK": str(home / "contacts")}
+        self.gpg = GnuPG(home / ".gnupg")
+        self.socket = f"pgp-{uuid.uuid4().hex[:8]}"
+
+    def onionpost(self, *argv: str) -> str:
+        result = subprocess.run([str(BIN / "onionpost"), *argv], capture_output=True,
+                                text=True, timeout=300, check=False, cwd=self.home, env=self.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def neomutt(self, extra: str = "") -> None:
+        config = self.home / "neomutt.config"
+        config.write_text(self.onionpost("neomutt-config") + extra)
+        subprocess.run(["tmux", "-L", self.socket, "new-session", "-d", "-s", "owner", "-x",
+                        "150", "-y", "40", f"neomutt -F {config}"], env=self.env, check=True)
+        self.wait_for("inbox", "neomutt's index")
+
+    def screen(self) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "owner"],
+                              capture_output=True, text=True, check=False).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "send-keys", "-t", "owner", *keys],
+                       check=True)
+
+    def wait_for(self, text: str, what: str, timeout: float = 60) -> str:
+        try:
+            return str(wait_for(lambda: (screen := self.screen()) and text in screen and screen,
+                                timeout=timeout, what=what))
+        except TimeoutError:
+            raise AssertionError(f"no {text!r} ({what}) on the screen:\n{self.screen()}"
+                                 ) from None
+
+    def stop(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], check=False)
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=self.env, check=False)
+
+
+@pytest.fixture
+def owner(tmp_path: Path) -> Iterator[Owner]:
+    laptop = Owner(tmp_path / "home")
+    laptop.onionpost("pgp", "init", "--no-passphrase", "--out", str(tmp_path / "owner.asc"))
+    yield laptop
+    laptop.stop()
+
+
+def files_under(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()]
+
+
+def test_neomutt_shows_the_body_and_real_subject_of_mail_stored_encrypted(
+        owner: Owner, start_ingest: Callable[..., IngestProcess], tmp_path: Path) -> None:
+    ingest = start_ingest(maildir=owner.home / "mail" / "inbox", domain=OURS,
+                          pgp_key=tmp_path / "owner.asc")
+    with smtplib.SMTP("127.0.0.1", ingest.port, timeout=30) as client:
+        client.sendmail(f"alice@{THEIRS}", [f"anon@{OURS}"],
+                        f"From: alice@{THEIRS}\r\nTo: anon@{OURS}\r\nSubject: {SUBJECT}\r\n"
+                        f"Date: Mon, 30 Nov 2026 18:00:00 +0000\r\n\r\n{BODY}\r\n")
+    [stored] = ingest.messages()
+    assert SUBJECT.encode() not in stored.read_bytes()  # what the server has: "..."
+    assert b"\r\nSubject: ...\r\n" in stored.read_bytes()
+
+    owner.neomutt()
+    index = owner.wait_for("alice@", "the message in the index")
+    assert SUBJECT not in index  # nothing decrypted yet
+    owner.keys("Enter")
+    pager = owner.wait_for(BODY, "the decrypted body")
+    assert f"Subject: {SUBJECT}" in pager, pager
+    owner.keys("q")
+    index = owner.wait_for(SUBJECT, "the real Subject in the index")
+    owner.keys("q")
+    wait_for(lambda: "neomutt" not in owner.screen(), what="neomutt to quit")
+    for path in files_under(owner.home / "mail"):  # read, moved to cur/: still sealed
+        assert SUBJECT.encode() not in path.read_bytes(), path
+        assert BODY.encode() not in path.read_bytes(), path
+
+
+def stored_messages(ingest: IngestProcess) -> dict[str, email.message.Message]:
+    found = (email.message_from_bytes(path.read_bytes()) for path in ingest.messages())
+    return {str(message["To"]): message for message in found}
+
+
+def signed_part_verifies(gpg: GnuPG, raw: bytes, tmp_path: Path) -> bytes:
+    """gpg's status for a PGP/MIME multipart/signed message (RFC 3156: the first part's
+    bytes as they stand, CRLF, against the detached signature)."""
+    boundary = re.search(rb'boundary="?([^";\r\n]+)', raw)
+    assert boundary, raw[:500]
+    delimiter = b"\r\n--" + boundary.group(1)
+    parts = raw.split(delimiter)
+    signed = parts[1].split(b"\r\n", 1)[1]
+    signature = parts[2].split(b"\r\n\r\n", 1)[1]
+    (tmp_path / "part").write_bytes(signed)
+    (tmp_path / "part.sig").write_bytes(signature)
+    result = gpg.run("--status-fd", "1", "--verify", str(tmp_path / "part.sig"),
+                     str(tmp_path / "part"), check=False)
+    return result.stdout
+
+
+@pytest.fixture
+def frank(tmp_path: Path) -> Iterator[GnuPG]:
+    keys = GnuPG(tmp_path / "frank-gnupg")
+    yield keys
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False,
+                   env={"GNUPGHOME": str(keys.home), "PATH": "/usr/bin:/bin"})
+
+
+def test_neomutt_signs_every_message_and_encrypts_to_a_contact_with_a_key(
+        owner: Owner, frank: GnuPG, start_ingest: Callable[..., IngestProcess],
+        tmp_path: Path) -> None:
+    receiver = start_ingest(maildir=tmp_path / "theirs" / "inbox", domain=THEIRS)
+    frank.make_key(f"frank@{THEIRS}")
+    (tmp_path / "frank.asc").write_bytes(frank.export(f"frank@{THEIRS}"))
+    owner.onionpost("contacts", "add", "frank", f"frank@{THEIRS}", "--key",
+                    str(tmp_path / "frank.asc"))
+    owner.onionpost("contacts", "add", "bob", f"bob@{THEIRS}")  # no key: signed only
+    editor = tmp_path / "editor"
+    editor.write_text(f'#!/bin/sh\necho "{BODY}" >> "$1"\n')
+    editor.chmod(0o755)
+    fingerprint = owner.gpg.run("--with-colons", "--list-secret-keys").stdout.decode()
+    with SlowRelay(0.0, {THEIRS: receiver.port}) as relay:
+        owner.env["ONIONPOST_TOR_SOCKS"] = f"127.0.0.1:{relay.port}"
+        owner.neomutt(f'set editor = "{editor}"\n')
+        for name in ("bob", "frank"):
+            owner.keys("m")
+            owner.wait_for("To:", "the To prompt")
+            owner.keys(name, "Enter")
+            owner.wait_for("Subject:", "the Subject prompt")
+            owner.keys(f"{SUBJECT} to {name}", "Enter")
+            compose = owner.wait_for("y:Send", "the compose screen")
+            assert "Sign" in compose, compose
+            owner.keys("y")
+            owner.wait_for("Mail sent", f"the message to {name} sent", timeout=90)
+    messages = stored_messages(receiver)
+    our_key = next(line.split(":")[9] for line in fingerprint.splitlines()
+                   if line.startswith("fpr:"))
+    ours = GnuPG(tmp_path / "verifier")  # anyone with our public key, not our keyring
+    ours.run("--import", data=owner.gpg.export(our_key))
+
+    to_bob = messages[f"bob@{THEIRS}"]
+    assert to_bob.get_content_type() == "multipart/signed"
+    assert to_bob["Subject"] == f"{SUBJECT} to bob"
+    raw = next(path.read_bytes() for path in receiver.messages()
+               if f"bob@{THEIRS}".encode() in path.read_bytes())
+    status = signed_part_verifies(ours, raw, tmp_path)
+    assert f"[GNUPG:] VALIDSIG {our_key}".encode() in status, status
+
+    to_frank = messages[f"frank@{THEIRS}"]
+    assert to_frank.get_content_type() == "multipart/encrypted"
+    assert to_frank["Subject"] == "..."  # protected headers: the real one is inside
+    raw = next(path.read_bytes() for path in receiver.messages()
+               if f"frank@{THEIRS}".encode() in path.read_bytes())
+    assert SUBJECT.encode() not in raw and BODY.encode() not in raw
+    frank.run("--import", data=owner.gpg.export(our_key))
+    armored = raw[raw.index(b"-----BEGIN PGP MESSAGE-----"):]
+    opened = frank.run("--status-fd", "2", "--decrypt", data=armored, check=False)
+    assert opened.returncode == 0, opened.stderr
+    assert f"[GNUPG:] VALIDSIG {our_key}".encode() in opened.stderr
+    assert BODY.encode() in opened.stdout
+    assert f"Subject: {SUBJECT} to frank".encode() in opened.stdout
