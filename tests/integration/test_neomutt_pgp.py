@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import re
 import shutil
 import smtplib
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,8 +19,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support.gpg import GnuPG
 from tests.support.net import wait_for
+from tests.support.pgpmime import armored_message, verify_signed
 from tests.support.servers import IngestProcess
 from tests.support.slow_relay import SlowRelay
+from tests.support.tmux import Terminal, neomutt_send
 
 from onionpost import maildir, onion
 
@@ -48,7 +48,7 @@ class Owner:
                     "GNUPGHOME": str(home / ".gnupg"), "ONIONPOST_DOMAIN": OURS,
                     "ONIONPOST_ADDRESS_BOOK": str(home / "contacts")}
         self.gpg = GnuPG(home / ".gnupg")
-        self.socket = f"pgp-{uuid.uuid4().hex[:8]}"
+        self.terminal: Terminal | None = None
 
     def onionpost(self, *argv: str) -> str:
         result = subprocess.run([str(BIN / "onionpost"), *argv], capture_output=True,
@@ -56,31 +56,16 @@ class Owner:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def neomutt(self, extra: str = "") -> None:
+    def neomutt(self, extra: str = "") -> Terminal:
         config = self.home / "neomutt.config"
         config.write_text(self.onionpost("neomutt-config") + extra)
-        subprocess.run(["tmux", "-L", self.socket, "new-session", "-d", "-s", "owner", "-x",
-                        "150", "-y", "40", f"neomutt -F {config}"], env=self.env, check=True)
-        self.wait_for("inbox", "neomutt's index")
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, "capture-pane", "-p", "-t", "owner"],
-                              capture_output=True, text=True, check=False).stdout
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "send-keys", "-t", "owner", *keys],
-                       check=True)
-
-    def wait_for(self, text: str, what: str, timeout: float = 60) -> str:
-        try:
-            return str(wait_for(lambda: (screen := self.screen()) and text in screen and screen,
-                                timeout=timeout, what=what))
-        except TimeoutError:
-            raise AssertionError(f"no {text!r} ({what}) on the screen:\n{self.screen()}"
-                                 ) from None
+        self.terminal = Terminal(f"neomutt -F {config}", self.env)
+        self.terminal.wait_for("inbox", "neomutt's index")
+        return self.terminal
 
     def stop(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], check=False)
+        if self.terminal:
+            self.terminal.close()
         subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=self.env, check=False)
 
 
@@ -108,16 +93,16 @@ def test_neomutt_shows_the_body_and_real_subject_of_mail_stored_encrypted(
     assert SUBJECT.encode() not in stored.read_bytes()  # what the server has: "..."
     assert b"\r\nSubject: ...\r\n" in stored.read_bytes()
 
-    owner.neomutt()
-    index = owner.wait_for("alice@", "the message in the index")
+    terminal = owner.neomutt()
+    index = terminal.wait_for("alice@", "the message in the index")
     assert SUBJECT not in index  # nothing decrypted yet
-    owner.keys("Enter")
-    pager = owner.wait_for(BODY, "the decrypted body")
+    terminal.keys("Enter")
+    pager = terminal.wait_for(BODY, "the decrypted body")
     assert f"Subject: {SUBJECT}" in pager, pager
-    owner.keys("q")
-    index = owner.wait_for(SUBJECT, "the real Subject in the index")
-    owner.keys("q")
-    wait_for(lambda: "neomutt" not in owner.screen(), what="neomutt to quit")
+    terminal.keys("q")
+    terminal.wait_for(SUBJECT, "the real Subject in the index")
+    terminal.keys("q")
+    wait_for(lambda: "NeoMutt" not in terminal.screen(), what="neomutt to quit")
     for path in files_under(owner.home / "mail"):  # read, moved to cur/: still sealed
         assert SUBJECT.encode() not in path.read_bytes(), path
         assert BODY.encode() not in path.read_bytes(), path
@@ -126,22 +111,6 @@ def test_neomutt_shows_the_body_and_real_subject_of_mail_stored_encrypted(
 def stored_messages(ingest: IngestProcess) -> dict[str, email.message.Message]:
     found = (email.message_from_bytes(path.read_bytes()) for path in ingest.messages())
     return {str(message["To"]): message for message in found}
-
-
-def signed_part_verifies(gpg: GnuPG, raw: bytes, tmp_path: Path) -> bytes:
-    """gpg's status for a PGP/MIME multipart/signed message (RFC 3156: the first part's
-    bytes as they stand, CRLF, against the detached signature)."""
-    boundary = re.search(rb'boundary="?([^";\r\n]+)', raw)
-    assert boundary, raw[:500]
-    delimiter = b"\r\n--" + boundary.group(1)
-    parts = raw.split(delimiter)
-    signed = parts[1].split(b"\r\n", 1)[1]
-    signature = parts[2].split(b"\r\n\r\n", 1)[1]
-    (tmp_path / "part").write_bytes(signed)
-    (tmp_path / "part.sig").write_bytes(signature)
-    result = gpg.run("--status-fd", "1", "--verify", str(tmp_path / "part.sig"),
-                     str(tmp_path / "part"), check=False)
-    return result.stdout
 
 
 @pytest.fixture
@@ -167,17 +136,10 @@ def test_neomutt_signs_every_message_and_encrypts_to_a_contact_with_a_key(
     fingerprint = owner.gpg.run("--with-colons", "--list-secret-keys").stdout.decode()
     with SlowRelay(0.0, {THEIRS: receiver.port}) as relay:
         owner.env["ONIONPOST_TOR_SOCKS"] = f"127.0.0.1:{relay.port}"
-        owner.neomutt(f'set editor = "{editor}"\n')
+        terminal = owner.neomutt(f'set editor = "{editor}"\n')
         for name in ("bob", "frank"):
-            owner.keys("m")
-            owner.wait_for("To:", "the To prompt")
-            owner.keys(name, "Enter")
-            owner.wait_for("Subject:", "the Subject prompt")
-            owner.keys(f"{SUBJECT} to {name}", "Enter")
-            compose = owner.wait_for("y:Send", "the compose screen")
+            compose = neomutt_send(terminal, name, f"{SUBJECT} to {name}")
             assert "Sign" in compose, compose
-            owner.keys("y")
-            owner.wait_for("Mail sent", f"the message to {name} sent", timeout=90)
     messages = stored_messages(receiver)
     our_key = next(line.split(":")[9] for line in fingerprint.splitlines()
                    if line.startswith("fpr:"))
@@ -189,7 +151,7 @@ def test_neomutt_signs_every_message_and_encrypts_to_a_contact_with_a_key(
     assert to_bob["Subject"] == f"{SUBJECT} to bob"
     raw = next(path.read_bytes() for path in receiver.messages()
                if f"bob@{THEIRS}".encode() in path.read_bytes())
-    status = signed_part_verifies(ours, raw, tmp_path)
+    status = verify_signed(ours, raw, tmp_path)
     assert f"[GNUPG:] VALIDSIG {our_key}".encode() in status, status
 
     to_frank = messages[f"frank@{THEIRS}"]
@@ -199,8 +161,7 @@ def test_neomutt_signs_every_message_and_encrypts_to_a_contact_with_a_key(
                if f"frank@{THEIRS}".encode() in path.read_bytes())
     assert SUBJECT.encode() not in raw and BODY.encode() not in raw
     frank.run("--import", data=owner.gpg.export(our_key))
-    armored = raw[raw.index(b"-----BEGIN PGP MESSAGE-----"):]
-    opened = frank.run("--status-fd", "2", "--decrypt", data=armored, check=False)
+    opened = frank.run("--status-fd", "2", "--decrypt", data=armored_message(raw), check=False)
     assert opened.returncode == 0, opened.stderr
     assert f"[GNUPG:] VALIDSIG {our_key}".encode() in opened.stderr
     assert BODY.encode() in opened.stdout
