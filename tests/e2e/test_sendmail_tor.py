@@ -299,8 +299,8 @@ def test_alice_signs_in_neomutt_and_bob_stores_it_encrypted_with_the_signature_i
         editor.chmod(0o755)
         rc = alice.home / "neomuttrc"
         rc.write_text(config.stdout.decode() + f'set editor = "{editor}"\n')
-        # In a terminal, as alice types it: neomutt's batch mode (-s, body on stdin) sent
-        # it unsigned in our run.
+        # In a terminal, as alice types it: neomutt's batch mode (-s, body on stdin) never
+        # signs; only NeoMutt 2024-01-21 and later can (-C), and Debian's is 20220429.
         terminal = Terminal(f"neomutt -F {rc}", {**alice.env, "TERM": "xterm"})
         try:
             terminal.wait_for("inbox", "neomutt's index")
