@@ -320,3 +320,20 @@ def test_memory_stays_bounded_with_30_sessions_of_9_mb_encrypted(
     assert len(stored) == 30 and files_in(ingest.maildir / "tmp") == []
     clear = decrypted(gpg, stored[0].read_bytes())
     assert CHUNK_LINE * 100 in clear and CHUNK_LINE not in stored[0].read_bytes()
+
+
+def test_big_messages_waiting_to_be_sealed_are_not_timed_out(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path) -> None:
+    """Sealing runs one message at a time: the sixth of six 9 MB messages ended together
+    waits for five others. The store after DATA has the data timeout (RFC 5321: the client
+    waits 10 minutes for this reply), not the 1 s idle command timeout set here."""
+    ingest = start_ingest(pgp_key=owner_key, command_timeout=1, max_message_size=10 * MB,
+                          max_bytes="1GB", circuit_max_sessions=10)
+    attack = UnfinishedData(ingest.port, RCPT, sessions=6, size=9 * MB).open()
+    try:
+        attack.send()
+        replies = attack.finish()
+    finally:
+        attack.close()
+    assert [reply[:3] for reply in replies] == [b"250"] * 6
+    assert len(ingest.messages()) == 6

@@ -271,9 +271,11 @@ class IngestSMTP(SMTP):
             self._set_post_data_state()
             return
         spool.add(phase.drain())
-        # The content is all here: a DATA deadline that runs out during the (short) store
-        # would lose the 250 of a stored message and bring a duplicate.
-        self._reset_timeout()
+        # The content is all here: a DATA deadline that runs out during the store would lose
+        # the 250 of a stored message and bring a duplicate. The store gets the time RFC 5321
+        # gives the client to wait for this reply (4.5.3.2.6: 10 minutes), not the idle
+        # command timeout: encrypting at rest a flood of big messages takes minutes.
+        self._reset_timeout(self.data_timeout)
         status = await self._call_handler_hook("DATA", spool)
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)

@@ -54,14 +54,10 @@ class Spool:
         tail, self._tail = self._tail, []
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._threads, self._write, self._on_disk(tail))
+            await loop.run_in_executor(self._threads, self._write, tail)
         except OSError as error:
             self.error = error
             self.discard()
-
-    def _on_disk(self, parts: list[bytes]) -> list[bytes]:
-        """What the file gets for these parts (as they are; sealing.py encrypts them)."""
-        return parts
 
     async def seal(self) -> None:
         """Bring the message into its stored form (encryption at rest: ingest/sealing.py)."""
