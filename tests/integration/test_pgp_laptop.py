@@ -172,7 +172,7 @@ def test_contacts_add_key_imports_it_and_binds_the_address(laptop: Laptop, frank
     assert f"crypt-hook {FRANK} {fingerprint}\n" in config
     assert laptop.neomutt_values(config, "crypt_opportunistic_encrypt")
     assert laptop.run("contacts", "add", "frank", FRANK).returncode == 0  # again, no key
-    assert "crypt-hook" not in laptop.run("neomutt-config").stdout
+    assert "\ncrypt-hook " not in laptop.run("neomutt-config").stdout
 
 
 def test_a_key_naming_another_address_is_taken_with_a_note(laptop: Laptop, frank: GnuPG,

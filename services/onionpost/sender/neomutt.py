@@ -68,7 +68,7 @@ set crypt_opportunistic_encrypt = yes
 set crypt_reply_encrypt = yes
 set crypt_reply_sign_encrypted = yes
 set pgp_self_encrypt = yes
-# The crypt-hooks below are the keys you gave `contacts add --key`: no question per message.
+# Each crypt-hook line (contacts add --key) is a key you chose: no question per message.
 set crypt_confirm_hook = no
 # Mail stored encrypted shows "..." outside: the real Subject is read from inside, and
 # written inside (outer "...") when we encrypt, never written back in clear.
