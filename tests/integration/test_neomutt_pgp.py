@@ -1,6 +1,6 @@
 """neomutt with `onionpost neomutt-config` and the owner's key from `onionpost pgp init`, in
 tmux as the owner types: it reads mail the real ingest stored encrypted (ONIONPOST_PGP_KEY),
-showing the body and the real Subject, and it sends signed mail (encrypted to a contact whose
+showing the body, the real Subject and the sender's good signature, and it sends signed mail (encrypted to a contact whose
 key `contacts add --key` took). The receiver is a real ingest behind a SOCKS5 relay
 (tests/support/slow_relay.py, no delay) standing in for tor."""
 
@@ -77,18 +77,42 @@ def owner(tmp_path: Path) -> Iterator[Owner]:
     laptop.stop()
 
 
+@pytest.fixture
+def frank(tmp_path: Path) -> Iterator[GnuPG]:
+    keys = GnuPG(tmp_path / "frank-gnupg")
+    yield keys
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False,
+                   env={"GNUPGHOME": str(keys.home), "PATH": "/usr/bin:/bin"})
+
+
 def files_under(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file()]
 
 
-def test_neomutt_shows_the_body_and_real_subject_of_mail_stored_encrypted(
-        owner: Owner, start_ingest: Callable[..., IngestProcess], tmp_path: Path) -> None:
+def signed_letter(alice: GnuPG) -> bytes:
+    """alice's PGP/MIME signed message (RFC 3156) to the owner, as her client would send it."""
+    part = f"Content-Type: text/plain; charset=us-ascii\r\n\r\n{BODY}\r\n".encode()
+    signature = alice.run("--armor", "--digest-algo", "SHA256", "--local-user",
+                          f"alice@{THEIRS}", "--detach-sign", data=part).stdout
+    return (f"From: alice@{THEIRS}\r\nTo: anon@{OURS}\r\nSubject: {SUBJECT}\r\n"
+            "Date: Mon, 30 Nov 2026 18:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/signed; micalg=pgp-sha256;\r\n'
+            ' protocol="application/pgp-signature"; boundary="b1"\r\n\r\n'
+            "--b1\r\n").encode() + part + (
+            b"\r\n--b1\r\nContent-Type: application/pgp-signature\r\n\r\n" + signature
+            + b"\r\n--b1--\r\n")
+
+
+def test_neomutt_shows_body_real_subject_and_signature_of_mail_stored_encrypted(
+        owner: Owner, frank: GnuPG, start_ingest: Callable[..., IngestProcess],
+        tmp_path: Path) -> None:
+    alice = frank  # another person's keyring: here alice's
+    alice.make_key(f"alice@{THEIRS}")
+    owner.gpg.run("--import", data=alice.export(f"alice@{THEIRS}"))
     ingest = start_ingest(maildir=owner.home / "mail" / "inbox", domain=OURS,
                           pgp_key=tmp_path / "owner.asc")
     with smtplib.SMTP("127.0.0.1", ingest.port, timeout=30) as client:
-        client.sendmail(f"alice@{THEIRS}", [f"anon@{OURS}"],
-                        f"From: alice@{THEIRS}\r\nTo: anon@{OURS}\r\nSubject: {SUBJECT}\r\n"
-                        f"Date: Mon, 30 Nov 2026 18:00:00 +0000\r\n\r\n{BODY}\r\n")
+        client.sendmail(f"alice@{THEIRS}", [f"anon@{OURS}"], signed_letter(alice))
     [stored] = ingest.messages()
     assert SUBJECT.encode() not in stored.read_bytes()  # what the server has: "..."
     assert b"\r\nSubject: ...\r\n" in stored.read_bytes()
@@ -99,6 +123,7 @@ def test_neomutt_shows_the_body_and_real_subject_of_mail_stored_encrypted(
     terminal.keys("Enter")
     pager = terminal.wait_for(BODY, "the decrypted body")
     assert f"Subject: {SUBJECT}" in pager, pager
+    assert f"Good signature from: alice@{THEIRS}" in pager, pager
     terminal.keys("q")
     terminal.wait_for(SUBJECT, "the real Subject in the index")
     terminal.keys("q")
@@ -111,14 +136,6 @@ def test_neomutt_shows_the_body_and_real_subject_of_mail_stored_encrypted(
 def stored_messages(ingest: IngestProcess) -> dict[str, email.message.Message]:
     found = (email.message_from_bytes(path.read_bytes()) for path in ingest.messages())
     return {str(message["To"]): message for message in found}
-
-
-@pytest.fixture
-def frank(tmp_path: Path) -> Iterator[GnuPG]:
-    keys = GnuPG(tmp_path / "frank-gnupg")
-    yield keys
-    subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False,
-                   env={"GNUPGHOME": str(keys.home), "PATH": "/usr/bin:/bin"})
 
 
 def test_neomutt_signs_every_message_and_encrypts_to_a_contact_with_a_key(
