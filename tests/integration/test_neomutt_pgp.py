@@ -1,8 +1,8 @@
 """neomutt with `onionpost neomutt-config` and the owner's key from `onionpost pgp init`, in
 tmux as the owner types: it reads mail the real ingest stored encrypted (ONIONPOST_PGP_KEY),
-showing the body, the real Subject and the sender's good signature, and it sends signed mail (encrypted to a contact whose
-key `contacts add --key` took). The receiver is a real ingest behind a SOCKS5 relay
-(tests/support/slow_relay.py, no delay) standing in for tor."""
+showing the body, the real Subject and the sender's good signature, and it sends signed mail
+(encrypted to a contact whose key `contacts add --key` took). The receiver is a real ingest
+behind a SOCKS5 relay (tests/support/slow_relay.py, no delay) standing in for tor."""
 
 from __future__ import annotations
 
