@@ -212,3 +212,12 @@ def test_unusable_key_files_are_refused_and_nothing_changes(laptop: Laptop, fran
     assert missing.returncode == 65 and "cannot read" in missing.stderr
     assert not (laptop.home / "contacts").exists()
     assert laptop.gpg("--with-colons", "--list-keys").stdout.count("pub:") == 0
+
+
+def test_pgp_usage_and_an_unknown_onion(laptop: Laptop) -> None:
+    assert laptop.run("pgp").returncode == 64
+    assert laptop.run("pgp", "frobnicate").returncode == 64
+    unknown = laptop.run("pgp", "init", "--no-passphrase", ONIONPOST_DOMAIN="",
+                         ONIONPOST_ONION_HOSTNAME_FILE=str(laptop.home / "none"))
+    assert unknown.returncode == 78 and "ONIONPOST_DOMAIN" in unknown.stderr, unknown.stderr
+    assert not (laptop.home / "owner.asc").exists()
