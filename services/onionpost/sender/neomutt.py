@@ -76,7 +76,8 @@ set crypt_protected_headers_read = yes
 set crypt_protected_headers_write = yes
 set crypt_protected_headers_subject = "..."
 unset crypt_protected_headers_save
-# No header_cache: it would keep the decrypted subjects on disk.
+# No header cache: it would keep the decrypted subjects on disk, in clear.
+unset header_cache
 """
 
 
