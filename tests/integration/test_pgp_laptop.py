@@ -131,7 +131,8 @@ def test_neomutt_config_signs_with_the_key_and_encrypts_opportunistically(
     earlier = f"set header_cache = {laptop.home / 'cache'}\n"  # e.g. in the owner's neomuttrc
     values = laptop.neomutt_values(
         earlier + config.stdout, "crypt_use_gpgme", "pgp_default_key", "pgp_sign_as",
-        "crypt_auto_sign", "crypt_opportunistic_encrypt", "crypt_verify_sig", "crypt_protected_headers_read",
+        "crypt_auto_sign", "crypt_opportunistic_encrypt", "crypt_verify_sig",
+        "crypt_protected_headers_read",
         "crypt_protected_headers_write", "crypt_protected_headers_save", "autocrypt",
         "header_cache", "pgp_self_encrypt", "crypt_confirm_hook")
     assert values == {
