@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send-queue": ("onionpost.sender.queue_command:main", "deliver queued outgoing mail (cron)"),
     "contacts": ("onionpost.sender.contacts:main", "the address book: add, list, remove"),
     "neomutt-config": ("onionpost.sender.neomutt:main", "print a neomutt configuration"),
+    "pgp": ("onionpost.sender.pgp_init:main", "the owner's OpenPGP key on the laptop: init"),
     "fetch": ("onionpost.fetch.client:main", "move mail from the server to this machine"),
     "fetch-serve": ("onionpost.fetch.serve:main", "server side of fetch (forced command)"),
     "owner": ("onionpost.owner.command:main", "owner devices of the owner onion: add, list,"

@@ -21,8 +21,11 @@ from onionpost import onion
 from onionpost.tor.socks import isolation_username
 from tests.e2e.conftest import ingest_behind
 from tests.e2e.tornet import OnionService, TorNetwork
+from tests.support.gpg import GnuPG
 from tests.support.net import free_port
+from tests.support.pgpmime import armored_message, verify_signed
 from tests.support.servers import IngestProcess
+from tests.support.tmux import Terminal, neomutt_send
 
 pytestmark = pytest.mark.e2e
 
@@ -264,3 +267,60 @@ def test_an_address_tor_calls_invalid_is_refused_for_good(
     assert result.returncode == 67
     [line] = result.stderr.decode().splitlines()
     assert f"{not_a_point}: Tor says this onion address is invalid" in line
+
+
+def test_alice_signs_in_neomutt_and_bob_stores_it_encrypted_with_the_signature_intact(
+        receivers: dict[str, Receiver], start_ingest: Callable[..., IngestProcess],
+        sender_for: Callable[[str], Sender], tmp_path: Path) -> None:
+    """Issue 13: alice's neomutt (generated config, her key from `pgp init`) signs; bob's
+    ingest encrypts at rest to bob's key; decrypted, gpg finds alice's good signature."""
+    bob_address = f"anon@{receivers['bob'].address}"
+    bob_keys = GnuPG(tmp_path / "bob-gnupg")
+    bob_keys.make_key(bob_address)
+    (tmp_path / "bob.asc").write_bytes(bob_keys.export(bob_address))
+    bob = ingest_behind(start_ingest, receivers["bob"].address, receivers["bob"].port,
+                        maildir=tmp_path / "bob" / "inbox", pgp_key=tmp_path / "bob.asc")
+    alice = sender_for("alice")
+    alice.env["GNUPGHOME"] = str(alice.home / ".gnupg")
+    (alice.home / ".gnupg").mkdir(mode=0o700)
+    try:
+        made = alice.run([str(BIN / "onionpost"), "pgp", "init", "--no-passphrase", "--out",
+                          str(tmp_path / "alice.asc")])
+        assert made.returncode == 0, made.stderr.decode()
+        alice_key = made.stdout.decode().strip()
+        mail = alice.home / "mail"
+        for folder in ("inbox", "sent", "drafts", "trash"):
+            for sub in ("cur", "new", "tmp"):
+                (mail / folder / sub).mkdir(parents=True)
+        config = alice.run([str(BIN / "onionpost"), "neomutt-config", "--folder", str(mail)])
+        assert config.returncode == 0, config.stderr.decode()
+        editor = alice.home / "editor"
+        editor.write_text('#!/bin/sh\necho "Signed and sealed." >> "$1"\n')
+        editor.chmod(0o755)
+        rc = alice.home / "neomuttrc"
+        rc.write_text(config.stdout.decode() + f'set editor = "{editor}"\n')
+        # In a terminal, as alice types it: neomutt's batch mode (-s, body on stdin) never
+        # signs; only NeoMutt 2024-01-21 and later can (-C), and Debian's is 20220429.
+        terminal = Terminal(f"neomutt -F {rc}", {**alice.env, "TERM": "xterm"})
+        try:
+            terminal.wait_for("inbox", "neomutt's index")
+            compose = neomutt_send(terminal, bob_address, "signed over tor")
+        finally:
+            terminal.close()
+        assert "Sign" in compose, compose
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=alice.env, check=False)
+    stored = only_message(bob)
+    assert b"Signed and sealed." not in stored and b"signed over tor" not in stored
+    assert message_from_bytes(stored).get_content_type() == "multipart/encrypted"
+    opened = bob_keys.decrypt(armored_message(stored))
+    assert opened.returncode == 0, opened.stderr.decode()
+    letter_sent = opened.stdout
+    assert message_from_bytes(letter_sent)["Subject"] == "signed over tor"
+    assert message_from_bytes(letter_sent).get_content_type() == "multipart/signed"
+    bob_keys.run("--import", str(tmp_path / "alice.asc"))
+    status = verify_signed(bob_keys, letter_sent, tmp_path)
+    assert f"[GNUPG:] VALIDSIG {alice_key}".encode() in status, status
+    assert b"[GNUPG:] GOODSIG" in status
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False,
+                   env={**os.environ, "GNUPGHOME": str(bob_keys.home)})

@@ -6,6 +6,7 @@ declare -A PACKAGE_OF=(
   [redis-server]=redis-server [swaks]=swaks [tor]=tor [tor-gencert]=tor
   [neomutt]=neomutt [smtp-source]=postfix [postfix]=postfix [sshd]=openssh-server
   [ssh]=openssh-client [rsync]=rsync [debootstrap]=debootstrap [bsd-mailx]=bsd-mailx
+  [tmux]=tmux [gpg]=gnupg [gpgconf]=gpgconf
 )
 declare -A PATH_OF=([sshd]=/usr/sbin/sshd [postfix]=/usr/sbin/postfix)
 

@@ -34,14 +34,27 @@ def test_parse_and_render_round_trip() -> None:
     assert AddressBook.parse(book.render()).entries == book.entries
 
 
+def test_a_key_fingerprint_is_kept_and_dropped_with_its_contact() -> None:
+    fingerprint = "0123456789abcdef" * 2 + "01234567"
+    book = AddressBook.parse(f"frank {FRANK} {fingerprint}\nbob {BOB}\n")
+    assert book.keys == {"frank": fingerprint.upper()}
+    assert AddressBook.parse(book.render()).keys == book.keys
+    book.add("frank", FRANK)  # added again without a key: none
+    assert book.keys == {}
+    book.add("bob", BOB, fingerprint)
+    book.remove("bob")
+    assert book.keys == {}
+
+
 def test_names_are_case_insensitive() -> None:
     book = AddressBook.parse(f"Frank {FRANK}\n")
     assert book.lookup("frank") == book.lookup("FRANK") == FRANK
 
 
 @pytest.mark.parametrize(("line", "words"), [
-    ("frank", "expected 'name address'"),
-    (f"frank {FRANK} extra", "expected 'name address'"),
+    ("frank", "expected 'name address [fingerprint]'"),
+    (f"frank {FRANK} extra", "not a key fingerprint"),
+    (f"frank {FRANK} {'A' * 40} extra", "expected 'name address [fingerprint]'"),
     ("frank frank@example.org", "not an .onion address"),
     ("frank frank@expyuzz4wqqyqhjn.onion", "v2 onion"),
     (f"fr@nk {FRANK}", "not a usable name"),

@@ -18,6 +18,14 @@ OURS = onion.from_public_key(Ed25519PrivateKey.generate().public_key().public_by
 FRANK = f"frank@{onion.from_public_key(bytes(32))}"
 
 
+@pytest.fixture(autouse=True)
+def empty_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """neomutt-config asks gpg for the owner's key: an empty keyring, not the tester's."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(home))
+
+
 def config(tmp_path: Path, capsys: pytest.CaptureFixture[str], *argv: str,
            **settings: Any) -> Path:
     book = tmp_path / "contacts"

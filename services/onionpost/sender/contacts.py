@@ -1,5 +1,6 @@
-"""The address book: `name address` per line, so that `To: frank` reaches frank's onion.
-`onionpost contacts add|list|remove` edits it."""
+"""The address book: `name address [fingerprint]` per line, so that `To: frank` reaches
+frank's onion, encrypted to frank's key when we have it. `onionpost contacts add|list|remove`
+edits it; `add --key FILE` also imports the key into the owner's GnuPG keyring."""
 
 from __future__ import annotations
 
@@ -22,12 +23,15 @@ from onionpost.exits import (
     CommandError,
     ConfigError,
 )
+from onionpost.sender import keyring
 
 if TYPE_CHECKING:
     from onionpost.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-HEADER = "# onionpost address book: one 'name address' per line\n"
+_FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
+HEADER = "# onionpost address book: one 'name address [key fingerprint]' per line\n"
+MAX_KEY_BYTES = 1_000_000  # a public key with many signatures is tens of KB
 
 
 def problem(name: str, address: str) -> str | None:
@@ -44,6 +48,7 @@ def problem(name: str, address: str) -> str | None:
 @dataclass
 class AddressBook:
     entries: dict[str, str] = field(default_factory=dict)  # lowercase name -> address
+    keys: dict[str, str] = field(default_factory=dict)  # lowercase name -> key fingerprint
 
     @classmethod
     def parse(cls, text: str, origin: str = "address book") -> AddressBook:
@@ -52,24 +57,39 @@ class AddressBook:
             words = line.split("#", 1)[0].split()
             if not words:
                 continue
-            if len(words) != 2 or (reason := problem(*words)):
-                detail = "expected 'name address'" if len(words) != 2 else reason
+            if len(words) not in (2, 3) or (reason := _line_problem(words)):
+                detail = reason if len(words) in (2, 3) else "expected 'name address [fingerprint]'"
                 raise ValueError(f"{origin} line {number}: {detail}")
             book.add(*words)
         return book
 
+    def line(self, name: str) -> str:
+        key = self.keys.get(name)
+        return f"{name} {self.entries[name]}{f' {key}' if key else ''}\n"
+
     def render(self) -> str:
-        return HEADER + "".join(f"{name} {address}\n" for name, address in self.entries.items())
+        return HEADER + "".join(map(self.line, self.entries))
 
     def lookup(self, name: str) -> str | None:
         return self.entries.get(name.lower())
 
-    def add(self, name: str, address: str) -> None:
+    def add(self, name: str, address: str, key: str | None = None) -> None:
+        """Add or replace; a contact added again without a key has none."""
         local, _, domain = address.rpartition("@")
         self.entries[name.lower()] = f"{local}@{domain.lower()}"
+        self.keys.pop(name.lower(), None)
+        if key:
+            self.keys[name.lower()] = key.upper()
 
     def remove(self, name: str) -> bool:
+        self.keys.pop(name.lower(), None)
         return self.entries.pop(name.lower(), None) is not None
+
+
+def _line_problem(words: list[str]) -> str | None:
+    if len(words) == 3 and not _FINGERPRINT.match(words[2].upper()):
+        return f"{words[2]!r} is not a key fingerprint (40 hexadecimal digits)"
+    return problem(words[0], words[1])
 
 
 def load(path: Path) -> AddressBook:
@@ -108,6 +128,8 @@ def main(argv: list[str], settings: Settings) -> int:
     add = commands.add_parser("add", help="add or replace a contact")
     add.add_argument("name")
     add.add_argument("address", help="name@<56 characters>.onion")
+    add.add_argument("--key", type=Path, help="their OpenPGP public key file: imported into"
+                     " your keyring, so mail to them is encrypted")
     commands.add_parser("list", help="print every contact")
     remove = commands.add_parser("remove", help="forget a contact")
     remove.add_argument("name")
@@ -117,13 +139,14 @@ def main(argv: list[str], settings: Settings) -> int:
         return EX_USAGE if done.code else EX_OK
     book = load(settings.address_book)
     if args.command == "list":
-        sys.stdout.write("".join(f"{name} {address}\n" for name, address in book.entries.items()))
+        sys.stdout.write("".join(map(book.line, book.entries)))
         return EX_OK
     if args.command == "add":
         reason = problem(args.name, args.address)
         if reason:
             raise CommandError(EX_DATAERR, reason)
-        book.add(args.name, args.address)
+        key = import_contact_key(args.key, args.address) if args.key else None
+        book.add(args.name, args.address, key)
     elif not book.remove(args.name):
         raise CommandError(EX_NOUSER, f"no contact named {args.name!r}")
     try:
@@ -132,3 +155,31 @@ def main(argv: list[str], settings: Settings) -> int:
         raise CommandError(EX_CANTCREAT, f"cannot write {settings.address_book}:"
                                          f" {error.strerror}") from None
     return EX_OK
+
+
+def import_contact_key(path: Path, address: str) -> str:
+    """Check the file holds one key that can encrypt, import it, return its fingerprint."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_KEY_BYTES + 1)
+    except OSError as error:
+        raise CommandError(EX_DATAERR, f"cannot read {path}: {error.strerror}") from None
+    if len(data) > MAX_KEY_BYTES:
+        raise CommandError(EX_DATAERR, f"{path}: over {MAX_KEY_BYTES} bytes, not one public key")
+    found = keyring.inspect(data)
+    if len(found) != 1:
+        raise CommandError(EX_DATAERR, f"{path}: expected one public key, found {len(found)}")
+    [key] = found
+    if key.secret:
+        raise CommandError(EX_DATAERR, f"{path}: a secret key: ask for their public key"
+                           " (gpg --armor --export)")
+    if not key.can_encrypt:
+        raise CommandError(EX_DATAERR, f"{path}: the key {key.fingerprint} cannot encrypt"
+                           " (expired, revoked or no encryption subkey)")
+    if not key.names(address):
+        # neomutt's crypt-hook (neomutt-config) binds the address to this key anyway.
+        print(f"onionpost contacts: note: the key's user ids ({', '.join(key.user_ids)}) do not"
+              f" name {address}; mail to {address} is encrypted to it all the same",
+              file=sys.stderr)
+    keyring.import_key(data)
+    return key.fingerprint

@@ -1,7 +1,8 @@
 """`onionpost neomutt-config`: a neomutt configuration for onionpost users. The seed's
 Maildir folders and display settings stay; its per-contact send-hooks become aliases from
 the address book, and every message leaves through `onionpost-sendmail --queue`: a send never
-waits for retries, the outbox and `onionpost send-queue` (cron) do them."""
+waits for retries, the outbox and `onionpost send-queue` (cron) do them. OpenPGP through
+GPGME: every message signed with the owner's key, encrypted to contacts whose key we know."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from onionpost.exits import EX_USAGE, ConfigError
-from onionpost.sender import contacts
+from onionpost.exits import EX_USAGE, CommandError, ConfigError
+from onionpost.sender import contacts, keyring
 from onionpost.sender.contacts import AddressBook
 
 if TYPE_CHECKING:
@@ -55,6 +56,33 @@ bind index,pager B sidebar-toggle-visible
 """
 
 
+# Autocrypt stays off: neomutt keeps its Autocrypt keys in a GnuPG home of its own
+# (autocrypt_dir), made by questions at first start, so it would sign and be answered with a
+# second key, not the owner's key the server encrypts to; and its header puts a key in every
+# message. Keys are exchanged once instead: `onionpost contacts add NAME ADDRESS --key FILE`.
+_OPENPGP = """\
+# --- OpenPGP (GPGME; gpg's keyring: GNUPGHOME, else ~/.gnupg) ---
+set crypt_use_gpgme = yes
+set autocrypt = no
+set crypt_verify_sig = yes
+# Encrypted to every recipient whose key is known (contacts add --key), else signed only.
+set crypt_opportunistic_encrypt = yes
+set crypt_reply_encrypt = yes
+set crypt_reply_sign_encrypted = yes
+set pgp_self_encrypt = yes
+# Each crypt-hook line (contacts add --key) is a key you chose: no question per message.
+set crypt_confirm_hook = no
+# Mail stored encrypted shows "..." outside: the real Subject is read from inside, and
+# written inside (outer "...") when we encrypt, never written back in clear.
+set crypt_protected_headers_read = yes
+set crypt_protected_headers_write = yes
+set crypt_protected_headers_subject = "..."
+unset crypt_protected_headers_save
+# No header cache: it would keep the decrypted subjects on disk, in clear.
+unset header_cache
+"""
+
+
 def _quote(value: str) -> str:
     """A neomutt string in double quotes (backslash, quote, backtick and $ escaped)."""
     escaped = "".join("\\" + char if char in '\\"`$' else char for char in value)
@@ -79,8 +107,24 @@ def installed_command() -> str:
     return found or shutil.which("onionpost") or "onionpost"
 
 
+def signing(own_address: str, key: str | None) -> str:
+    """Every message signed with the owner's key; without one, a line saying how to make it."""
+    if key is None:
+        return (f"# No OpenPGP key for {own_address} in your keyring yet: run `onionpost pgp"
+                " init`,\n# then neomutt-config again, and every message will be signed.\n"
+                "set crypt_auto_sign = no\n")
+    return (f"set pgp_default_key = {_quote(key)}\nset pgp_sign_as = {_quote(key)}\n"
+            "set crypt_auto_sign = yes\nset crypt_reply_sign = yes\n")
+
+
+def crypt_hooks(book: AddressBook) -> str:
+    """Each contact's address bound to the key given for it, whatever its user ids say."""
+    return "".join(f"crypt-hook {book.entries[name]} {fingerprint}\n"
+                   for name, fingerprint in book.keys.items())
+
+
 def render(own_address: str, book: AddressBook, folder: str = DEFAULT_FOLDER,
-           cron: str | None = None) -> str:
+           cron: str | None = None, key: str | None = None) -> str:
     domain = own_address.rpartition("@")[2]
     folder = folder if folder.endswith("/") else folder + "/"
     aliases = "".join(f"alias {name} {address}\n" for name, address in book.entries.items())
@@ -114,6 +158,7 @@ set user_agent = no
 
 # --- contacts (`onionpost contacts add NAME ADDRESS`), instead of one hook per contact ---
 {aliases}
+{_OPENPGP}{signing(own_address, key)}{crypt_hooks(book)}
 {_SEED_DISPLAY}"""
 
 
@@ -123,6 +168,12 @@ def _own_domain(settings: Settings) -> str:
         raise ConfigError(f"{settings.onion_hostname_file} is empty: set ONIONPOST_DOMAIN"
                           " or give --from")
     return domain
+
+
+def own_address(settings: Settings, given: str | None = None) -> str:
+    """`given`, else ONIONPOST_FROM, else anon; a bare name gets our onion."""
+    sender = given or settings.from_address or DEFAULT_USER
+    return sender if "@" in sender else f"{sender}@{_own_domain(settings)}"
 
 
 def main(argv: list[str], settings: Settings) -> int:
@@ -138,11 +189,24 @@ def main(argv: list[str], settings: Settings) -> int:
         args = parser.parse_args(argv)
     except SystemExit as done:
         return EX_USAGE if done.code else 0
-    sender = args.sender or settings.from_address or DEFAULT_USER
-    if "@" not in sender:
-        sender = f"{sender}@{_own_domain(settings)}"
+    sender = own_address(settings, args.sender)
     cron = cron_line(installed_command(), queue_environment(settings))
-    sys.stdout.write(render(sender, contacts.load(settings.address_book), args.folder, cron))
+    key = _owner_fingerprint(sender)
+    sys.stdout.write(render(sender, contacts.load(settings.address_book), args.folder, cron,
+                            key))
     print(f"neomutt-config: queued mail leaves with `onionpost send-queue`: add this line"
           f" to your crontab (crontab -e):\n{cron}", file=sys.stderr)
     return 0
+
+
+def _owner_fingerprint(address: str) -> str | None:
+    try:
+        key = keyring.owner_key(address)
+    except CommandError as error:  # no gpg: the config still reads and sends mail
+        print(f"neomutt-config: {error.message}: messages will not be signed", file=sys.stderr)
+        return None
+    if key is None:
+        print(f"neomutt-config: no OpenPGP key for {address}: run `onionpost pgp init` to sign"
+              " every message", file=sys.stderr)
+        return None
+    return key.fingerprint
