@@ -18,6 +18,7 @@ from stem.control import Controller, EventType
 from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
 from stem.response.events import HSDescEvent
 
+from onionpost import onion
 from onionpost.settings import ConfigError, Settings
 
 # stem logs every control message at DEBUG and its closed reader thread at INFO, repeatedly.
@@ -151,6 +152,16 @@ def our_address(settings: Settings, controller: Controller | None = None) -> str
     return None
 
 
+def owner_address(settings: Settings) -> str | None:
+    """The owner onion's address (docs/owner.md), from the hostname file in its
+    HiddenServiceDir; None while tor has not written it or this process cannot read it."""
+    try:
+        words = (settings.owner_onion_dir / "hostname").read_text().split()
+    except OSError:
+        return None
+    return words[0] if words and onion.is_valid(words[0]) else None
+
+
 def service_descriptor(controller: Controller, address: str) -> str | None:
     """The descriptor tor built for our service (None: tor does not host it, or not yet)."""
     try:
@@ -202,16 +213,36 @@ def address_main(argv: list[str], settings: Settings) -> int:
         prog="onionpost address",
         description="Print our onion address (from ONIONPOST_DOMAIN, tor's hostname file,"
                     " or tor's ControlPort).")
-    parser.parse_args(argv)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--owner", action="store_true",
+                       help="the owner onion's address instead (ONIONPOST_OWNER_ONION_DIR)")
+    which.add_argument("--all", action="store_true",
+                       help="both, labelled: 'mail ADDRESS' and 'owner ADDRESS'")
+    args = parser.parse_args(argv)
+    owner = owner_address(settings) if args.owner or args.all else None
+    if args.owner:
+        if owner is None:
+            return _unknown(f"{settings.owner_onion_dir / 'hostname'} is unreadable")
+        print(owner)
+        return 0
     address = our_address(settings)
     if address is None:
         address = _address_from_tor(settings)
     if address is None:
-        print(f"onionpost address: unknown: {Path(settings.onion_hostname_file)} is unreadable"
-              " and tor reports no single onion service", file=sys.stderr)
-        return EX_UNAVAILABLE
-    print(address)
+        return _unknown(f"{Path(settings.onion_hostname_file)} is unreadable and tor reports"
+                        " no single onion service")
+    if args.all:
+        print(f"mail   {address}   (senders: anything@ this address)")
+        print(f"owner  {owner}   (client authorization: make owner-add)" if owner else
+              f"owner  unknown ({settings.owner_onion_dir / 'hostname'} is unreadable)")
+    else:
+        print(address)
     return 0
+
+
+def _unknown(why: str) -> int:
+    print(f"onionpost address: unknown: {why}", file=sys.stderr)
+    return EX_UNAVAILABLE
 
 
 def _address_from_tor(settings: Settings) -> str | None:
