@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -49,35 +46,3 @@ def test_service_id_rejects(bad: str) -> None:
 
 def test_service_id_takes_the_address_with_or_without_onion() -> None:
     assert service_id(ONION) == service_id(f" {ONION.upper()}.onion\n") == ONION
-
-
-def test_command_refuses_a_mistyped_address(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "onionpost", "owner-key", "new", "laptop", "--onion", MISTYPED,
-         "--client-dir", str(tmp_path / "auth")], capture_output=True, text=True)
-    assert result.returncode == 64
-    assert "wrong checksum in the onion address" in result.stderr
-    assert not (tmp_path / "auth").exists()
-
-
-def test_command_writes_both_files(tmp_path: Path) -> None:
-    hs_dir = tmp_path / "hs"
-    hs_dir.mkdir(mode=0o700)
-    (hs_dir / "hostname").write_text(ONION + ".onion\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "onionpost", "owner-key", "new", "laptop", "--hs-dir",
-         str(hs_dir), "--client-dir", str(tmp_path / "auth")], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    auth = hs_dir / "authorized_clients" / "laptop.auth"
-    private = tmp_path / "auth" / "laptop.auth_private"
-    assert auth.read_text().startswith("descriptor:x25519:")
-    assert private.read_text().startswith(ONION + ":descriptor:x25519:")
-    assert private.stat().st_mode & 0o077 == 0
-    assert private.read_text() not in result.stdout  # the secret is not echoed
-
-
-def test_command_needs_an_address() -> None:
-    result = subprocess.run([sys.executable, "-m", "onionpost", "owner-key", "new", "laptop"],
-                            capture_output=True, text=True)
-    assert result.returncode == 64
-    assert "--onion or --hs-dir" in result.stderr

@@ -6,9 +6,8 @@ import argparse
 from pathlib import Path
 
 import stem
-from stem import Signal
 
-from onionpost.exits import EX_OK, EX_TEMPFAIL, CommandError
+from onionpost.exits import EX_CANTCREAT, EX_OK, EX_TEMPFAIL, CommandError
 from onionpost.owner.invitation import Invitation
 from onionpost.owner.registry import OwnerAccess, check_name, parse_ssh_key
 from onionpost.settings import Settings
@@ -52,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str], settings: Settings) -> int:
     args = _parser().parse_args(argv)
-    return int(args.run(args, settings))
+    try:
+        return int(args.run(args, settings))
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        raise CommandError(EX_CANTCREAT, f"{where}{error.strerror or error} (run as the user"
+                           " that owns these files: tor's, in the stack)") from None
 
 
 def _access(settings: Settings) -> OwnerAccess:
@@ -102,7 +106,9 @@ def reload_tor(settings: Settings, pending: str) -> None:
     """SIGNAL RELOAD: tor re-reads authorized_clients/ and re-publishes, no restart."""
     try:
         with control.connect(settings) as controller:
-            controller.signal(Signal.RELOAD)
+            if not control.reload(controller):
+                raise CommandError(EX_TEMPFAIL, f"{pending}: tor did not confirm its reload;"
+                                   " reload or restart tor to apply")
     except (control.TorControlError, stem.ControllerError, stem.SocketError) as error:
         raise CommandError(EX_TEMPFAIL, f"{pending}: tor did not reload ({error});"
                            " reload or restart tor to apply") from None

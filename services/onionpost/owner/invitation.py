@@ -11,9 +11,10 @@ from onionpost.exits import EX_DATAERR, CommandError
 from onionpost.tor.client_auth import service_id
 
 DASHBOARD_PORT = 9181
-_AUTH_LINE = re.compile(r"^\s*([a-z2-7]{56}):descriptor:x25519:([A-Z2-7]{52})\s*$", re.MULTILINE)
+_AUTH_LINE = re.compile(r"^[\s>]*([a-z2-7]{56}):descriptor:x25519:([A-Z2-7]{52})\s*$", re.MULTILINE)
 _SSH_LINE = re.compile(r"^ssh:\s+([a-z_][a-z0-9_-]*)@([a-z2-7]{56}\.onion)\b", re.MULTILINE)
 _NAME_LINE = re.compile(r'^onionpost owner "([a-z0-9-]+)"', re.MULTILINE)
+_NTFY_LINE = re.compile(r"^ntfy:\s+http://[a-z2-7]{56}\.onion/(\S+)$", re.MULTILINE)
 _FETCH_KEY = re.compile(r"\(fetch key: ([^)\n]+)\)")
 
 
@@ -57,7 +58,8 @@ class Invitation:
 
 def parse(text: str, default_user: str) -> Invitation:
     """An Invitation from what `owner add` printed (labels and extra text ignored)."""
-    found = {match.group(0).strip() for match in _AUTH_LINE.finditer(text)}
+    found = {f"{match.group(1)}:descriptor:x25519:{match.group(2)}"
+             for match in _AUTH_LINE.finditer(text)}
     if len(found) != 1:
         raise CommandError(EX_DATAERR, "expected exactly one line"
                            " '<56 chars>:descriptor:x25519:<key>' (what `owner add` printed),"
@@ -77,7 +79,8 @@ def parse(text: str, default_user: str) -> Invitation:
     if ssh and ssh.group(2) != address:
         raise CommandError(EX_DATAERR, f"the ssh line names {ssh.group(2)}, the key is for"
                            f" {address}: copy one `owner add` output whole")
-    name = _NAME_LINE.search(text)
+    name, ntfy = _NAME_LINE.search(text), _NTFY_LINE.search(text)
     return Invitation(name.group(1) if name else "owner", address, line,
                       ssh.group(1) if ssh else default_user,
-                      fetch_key.group(1).strip() if fetch_key else None)
+                      fetch_key.group(1).strip() if fetch_key else None,
+                      ntfy.group(1) if ntfy else "onionpost")

@@ -25,13 +25,16 @@ _TORRC_AUTH_DIR = re.compile(r"^\s*ClientOnionAuthDir\s+(\S+)", re.MULTILINE | r
 def run(args: argparse.Namespace, settings: Settings) -> int:
     ssh_config = args.ssh_config.expanduser()
     identity = (args.identity or ssh_config.parent / "onionpost_fetch").expanduser()
-    if args.print_ssh_key:
-        ensure_ssh_key(identity)
+    if args.print_ssh_key:  # stdout: the key line alone, to paste into `owner add`
+        if ensure_ssh_key(identity):
+            print(f"made the fetch key {identity}", file=sys.stderr)
         print(identity.with_name(identity.name + ".pub").read_text().strip())
         return EX_OK
     invitation = parse(_read_input(args.file), settings.owner_ssh_user)
     _install_auth(invitation, args, settings)
     created = ensure_ssh_key(identity)
+    if created:
+        print(f"made the fetch key {identity}")
     write_host_block(ssh_config, args.alias, host_block(args.alias, invitation, identity,
                                                         ssh_config.parent))
     print(f"ssh: Host {args.alias} in {ssh_config} ({invitation.ssh_user}@"
@@ -60,19 +63,23 @@ def _install_auth(invitation: Invitation, args: argparse.Namespace,
     file_name = f"onionpost-{args.alias}.auth_private"
     tor_dir = args.auth_dir or tor_auth_dir(settings, args.torrc)
     target = (tor_dir or FALLBACK_AUTH_DIR).expanduser() / file_name
+    line = invitation.auth_private + "\n"
+    in_tor_dir = tor_dir is not None
     try:
-        write_file(target, invitation.auth_private + "\n")
+        write_file(target, line)
         print(f"wrote {target}")
-    except PermissionError:
+    except OSError as error:  # typically tor's own directory, not writable by us
         fallback = FALLBACK_AUTH_DIR.expanduser() / file_name
-        write_file(fallback, invitation.auth_private + "\n")
-        print(f"wrote {fallback}; {target.parent} is not ours, copy it there:\n"
-              f"  sudo install -m 600 -o $(stat -c %U {shlex.quote(str(target.parent))})"
-              f" {shlex.quote(str(fallback))} {shlex.quote(str(target))}")
+        write_file(fallback, line)
+        print(f"wrote {fallback}: cannot write {target} ({error.strerror}); put it there and"
+              f" reload tor:\n  sudo install -m 600 -o $(stat -c %U"
+              f" {shlex.quote(str(target.parent))}) {shlex.quote(str(fallback))}"
+              f" {shlex.quote(str(target))}")
+        in_tor_dir = False
     if tor_dir is None:
         print(f"your tor has no ClientOnionAuthDir: add this line to its torrc, then reload"
               f" it:\n  ClientOnionAuthDir {target.parent}")
-    if not _tell_tor(invitation, settings):
+    if not _tell_tor(invitation, settings, from_file=in_tor_dir):
         print("tor's ControlPort did not answer: reload your tor (e.g. sudo systemctl reload"
               " tor) so it reads the key")
 
@@ -92,19 +99,24 @@ def tor_auth_dir(settings: Settings, torrc: Path) -> Path | None:
     return Path(match.group(1)) if match else None
 
 
-def _tell_tor(invitation: Invitation, settings: Settings) -> bool:
-    """ONION_CLIENT_AUTH_ADD: the running tor uses the key now, no reload."""
+def _tell_tor(invitation: Invitation, settings: Settings, from_file: bool) -> bool:
+    """Make the running tor use the key now, no restart: a reload when the file is in its
+    ClientOnionAuthDir, else ONION_CLIENT_AUTH_ADD (kept until tor restarts or is sent
+    NEWNYM, which drops keys added this way)."""
     service = invitation.address.removesuffix(".onion")
     try:
         with control.connect(settings) as controller:
-            reply = controller.msg(
-                f"ONION_CLIENT_AUTH_ADD {service} x25519:{invitation.private_key_b64}")
+            if from_file:
+                applied = control.reload(controller)
+            else:
+                reply = controller.msg(
+                    f"ONION_CLIENT_AUTH_ADD {service} x25519:{invitation.private_key_b64}")
+                applied = reply.content()[0][0] in ("250", "251", "252")
     except (control.TorControlError, stem.ControllerError, stem.SocketError):
         return False
-    if reply.content()[0][0] not in ("250", "251", "252"):
-        return False
-    print("tor: the key is in use now")
-    return True
+    if applied:
+        print("tor: the key is in use now")
+    return applied
 
 
 # --- ssh -------------------------------------------------------------------------------
@@ -118,7 +130,6 @@ def ensure_ssh_key(identity: Path) -> bool:
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise CommandError(EX_CANTCREAT, f"ssh-keygen: {result.stderr.strip()}")
-    print(f"made the fetch key {identity}")
     return True
 
 

@@ -23,7 +23,7 @@ from onionpost.exits import (
 from onionpost.owner.durable import remove_file, write_file
 from onionpost.tor.client_auth import OwnerKey, service_id
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 # tor turns client authorization OFF when authorized_clients/ holds no .auth file: the owner
 # onion would be public. This entry (a public key whose private half was never stored) is
 # never removed, so the directory is never empty. Not a valid owner name (leading "_").
@@ -40,7 +40,7 @@ class Owner:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise CommandError(EX_USAGE, f"NAME must be 1-32 of a-z, 0-9 and -, starting with a"
                                      f" letter or digit (got {name!r})")
     return name
@@ -76,7 +76,7 @@ def _line_owner(line: str) -> tuple[str, str] | None:
     if not line.startswith("restrict,command="):
         return None
     words = line.rsplit(None, 3)
-    if len(words) != 4 or not _NAME.match(words[3]):
+    if len(words) != 4 or not _NAME.fullmatch(words[3]):
         return None
     return words[3], f"{words[1]} {words[2]}"
 

@@ -1,4 +1,5 @@
-"""Our tor, seen through its ControlPort (stem): bootstrap, onion address, descriptor, PoW."""
+"""Our tor, seen through its ControlPort (stem): bootstrap, onion address, descriptor, PoW,
+reload."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import stem
 import stem.connection
+from stem import Signal
 from stem.control import Controller, EventType
 from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
-from stem.response.events import HSDescEvent
+from stem.response.events import HSDescEvent, SignalEvent
 
 from onionpost import onion
 from onionpost.settings import ConfigError, Settings
@@ -122,6 +124,24 @@ def connect(settings: Settings, control: str = "", cookie_file: Path | None = No
         raise TorControlError(f"tor's ControlPort {host}:{port} refused authentication"
                              f" ({error})") from None
     return controller
+
+
+def reload(controller: Controller, timeout: float = 10.0) -> bool:
+    """SIGNAL RELOAD (tor re-reads its torrc and onion client keys, no restart); True once
+    tor reports it. Waiting also avoids a stem deadlock: closing the controller while its
+    event thread handles the SIGNAL RELOAD event hangs both for ever (stem 1.8)."""
+    heard = threading.Event()
+
+    def listen(event: SignalEvent) -> None:
+        if event.signal == Signal.RELOAD:
+            heard.set()
+
+    controller.add_event_listener(listen, EventType.SIGNAL)  # after stem's own listener
+    try:
+        controller.signal(Signal.RELOAD)
+        return heard.wait(timeout)
+    finally:
+        controller.remove_event_listener(listen)
 
 
 def bootstrap(controller: Controller) -> Bootstrap:
