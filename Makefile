@@ -62,7 +62,8 @@ status:
 
 # The owner onion (docs/owner.md): `make owner-add NAME=laptop SSH_KEY="ssh-ed25519 AAAA..."`
 # prints, once, what the device needs. As tor's uid: tor accepts only its own files there.
-OWNER := $(COMPOSE) run --rm --no-deps -T --user 10002:10002 cli owner
+# No Redis for these: the secrets volume is not for tor's uid.
+OWNER := $(COMPOSE) run --rm --no-deps -T --user 10002:10002 -e ONIONPOST_SECRETS_DIR= cli owner
 owner-add:
 	@test -n "$(NAME)" || { echo 'make owner-add NAME=laptop [SSH_KEY="ssh-ed25519 AAAA..."]' >&2; exit 64; }
 	@$(OWNER) add '$(NAME)' $(if $(SSH_KEY),--ssh-key '$(SSH_KEY)')
