@@ -256,7 +256,9 @@ def test_sshd_takes_no_password_and_gives_the_key_nothing_but_fetch_serve(
     assert "PTY allocation request failed" in pty.stderr, pty.stderr
     tunnel = from_owner_network(stack, f"{SSH} -i /tmp/id -W ingest:2525 onionpost@owner"
                                        " </dev/null", key=fetch_key)
-    assert "administratively prohibited" in tunnel.stderr, tunnel.stderr
+    # sshd refuses the channel (DisableForwarding): a tunnel to ingest is no way in.
+    assert tunnel.returncode == 255 and "stdio forwarding failed" in tunnel.stderr, \
+        tunnel.stderr
     effective = stack.compose("exec", "-T", "owner", "/usr/sbin/sshd", "-T", "-f",
                               "/etc/onionpost-owner/sshd_config").stdout.splitlines()
     for setting in ("passwordauthentication no", "kbdinteractiveauthentication no",
@@ -268,8 +270,8 @@ def test_sshd_takes_no_password_and_gives_the_key_nothing_but_fetch_serve(
 def test_fetch_moves_a_message_through_the_owner_sshd(stack: Stack, fetch_key: Path) -> None:
     # A message planted with a name older than any other: --limit 1 fetches just it.
     token = secrets.token_hex(8)
-    name = f"1000000000.M1P1Q{token}.owner,S=40"
-    body = f"Subject: owner {token}\r\n\r\nfetched\r\n".ljust(40, "x")
+    body = f"Subject: owner {token}\n\nfetched through the owner sshd\n"
+    name = f"1000000000.M1P1Q{token}.owner,S={len(body)}"
     plant = from_owner_network(stack, (
         f"printf '%s' '{body}' > /var/mail/onionpost/inbox/tmp/{name} && "
         f"mv /var/mail/onionpost/inbox/tmp/{name} /var/mail/onionpost/inbox/new/{name}"))
