@@ -17,8 +17,9 @@ from onionpost.stack import run
 
 SETTLE_SECONDS = 30
 SAMPLES = 3
-IMAGES = ["onionpost/services:latest", "onionpost/dashboard:latest", "onionpost/tor:latest",
-          "python:3.11-slim-bookworm", "debian:bookworm-slim", "redis:7-bookworm"]
+IMAGES = ["onionpost/services:latest", "onionpost/dashboard:latest", "onionpost/owner:latest",
+          "onionpost/tor:latest", "python:3.11-slim-bookworm", "debian:bookworm-slim",
+          "redis:7-bookworm"]
 MIB = 2**20
 
 
