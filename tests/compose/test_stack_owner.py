@@ -163,10 +163,11 @@ def test_the_owner_onion_has_its_own_address_and_client_authorization_on(
     assert in_tor(stack, "cat", f"{OWNER_DIR}/hostname").strip() == owner
     assert cli(stack, "address", "--owner").strip() == owner
     assert f"owner     {owner} (owner onion" in cli(stack, "status")
+    # tor itself accepts the lock entry: client authorization is on for the owner onion
+    # (without the entry tor loads no key: this list is empty).
+    assert tor_loads(stack) == ["loaded _lock.auth"]
     lock = in_tor(stack, "cat", f"{CLIENTS}/{LOCK}")
     assert re.fullmatch(r"descriptor:x25519:[A-Z2-7]{52}\n", lock), lock
-    # tor itself accepts the lock entry: client authorization is on for the owner onion.
-    assert "loaded _lock.auth" in tor_loads(stack)
     # The mail onion keeps serving senders without it.
     assert in_tor(stack, "ls", "-A", "/var/lib/tor/onionpost/authorized_clients") == ""
 
