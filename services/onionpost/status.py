@@ -47,9 +47,12 @@ def collect(settings: Settings) -> Report:
     ingest_report["listening"] = listening(settings.ingest_listen)
     ingest_report["listen"] = settings.ingest_listen
     address = tor_report.pop("address", None) or address
-    return {"onion": address, "owner_onion": tor.owner_address(settings), "tor": tor_report,
-            "ingest": ingest_report, "mailbox": mailbox_status(settings),
-            "queues": queues_report, "redis": redis_report, "watch": watch_status(settings)}
+    report: Report = {"onion": address, "tor": tor_report, "ingest": ingest_report,
+                      "mailbox": mailbox_status(settings), "queues": queues_report,
+                      "redis": redis_report, "watch": watch_status(settings)}
+    if settings.owner_onion_dir.is_dir():  # the stack's cli mounts it; elsewhere no owner onion
+        report["owner_onion"] = tor.owner_address(settings)
+    return report
 
 
 # --- gathering (I/O) -------------------------------------------------------------------
