@@ -45,7 +45,7 @@ clean:
 
 # The stack in containers (README, "Deploy on a VPS"): compose.yaml, configured by .env.
 COMPOSE ?= docker compose
-.PHONY: up up-offline down address status secrets
+.PHONY: up up-offline down address status secrets owner-add owner-list owner-remove
 # Installs Docker and Compose v2 when missing, then `docker compose up -d --build --wait`.
 up: install
 	@$(PY) -m onionpost.stack up
@@ -55,10 +55,23 @@ up-offline: install
 down:
 	$(COMPOSE) down
 address:
-	@$(COMPOSE) run --rm --no-deps cli address
+	@$(COMPOSE) run --rm --no-deps cli address --all
 # The generated passwords: rq-dashboard's login and Redis's.
 secrets:
 	@$(COMPOSE) run --rm --no-deps cli secrets
 status:
 	$(COMPOSE) ps
 	@$(COMPOSE) run --rm --no-deps cli status
+
+# The owner onion (docs/owner.md): `make owner-add NAME=laptop SSH_KEY="ssh-ed25519 AAAA..."`
+# prints, once, what the device needs. As tor's uid: tor accepts only its own files there.
+# No Redis for these: the secrets volume is not for tor's uid.
+OWNER := $(COMPOSE) run --rm --no-deps -T --user 10002:10002 -e ONIONPOST_SECRETS_DIR= cli owner
+owner-add:
+	@test -n "$(NAME)" || { echo 'make owner-add NAME=laptop [SSH_KEY="ssh-ed25519 AAAA..."]' >&2; exit 64; }
+	@$(OWNER) add '$(NAME)' $(if $(SSH_KEY),--ssh-key '$(SSH_KEY)')
+owner-list:
+	@$(OWNER) list
+owner-remove:
+	@test -n "$(NAME)" || { echo 'make owner-remove NAME=laptop' >&2; exit 64; }
+	@$(OWNER) remove '$(NAME)'

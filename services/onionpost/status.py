@@ -47,9 +47,12 @@ def collect(settings: Settings) -> Report:
     ingest_report["listening"] = listening(settings.ingest_listen)
     ingest_report["listen"] = settings.ingest_listen
     address = tor_report.pop("address", None) or address
-    return {"onion": address, "tor": tor_report,
-            "ingest": ingest_report, "mailbox": mailbox_status(settings),
-            "queues": queues_report, "redis": redis_report, "watch": watch_status(settings)}
+    report: Report = {"onion": address, "tor": tor_report, "ingest": ingest_report,
+                      "mailbox": mailbox_status(settings), "queues": queues_report,
+                      "redis": redis_report, "watch": watch_status(settings)}
+    if settings.owner_onion_dir.is_dir():  # the stack's cli mounts it; elsewhere no owner onion
+        report["owner_onion"] = tor.owner_address(settings)
+    return report
 
 
 # --- gathering (I/O) -------------------------------------------------------------------
@@ -149,10 +152,14 @@ def redacted(url: str) -> str:
 
 # --- the screen (pure) -----------------------------------------------------------------
 def render(report: Report) -> str:
-    lines = [("onion", [report["onion"] or "unknown (no hostname file, tor names none)"]),
-             ("tor", tor_lines(report["tor"])), ("ingest", ingest_lines(report["ingest"])),
-             ("mailbox", [mailbox_line(report["mailbox"])]),
-             ("queues", [queues_line(report["queues"], report["redis"])])]
+    lines = [("onion", [report["onion"] or "unknown (no hostname file, tor names none)"])]
+    if "owner_onion" in report:
+        lines.append(("owner", [f"{report['owner_onion']} (owner onion, client authorization)"
+                                if report["owner_onion"] else
+                                "unknown: no owner onion hostname (docs/owner.md)"]))
+    lines += [("tor", tor_lines(report["tor"])), ("ingest", ingest_lines(report["ingest"])),
+              ("mailbox", [mailbox_line(report["mailbox"])]),
+              ("queues", [queues_line(report["queues"], report["redis"])])]
     if "watch" in report:
         lines.append(("watch", watch_lines(report["watch"])))
     return "\n".join(f"{title if n == 0 else '':<9} {text}"

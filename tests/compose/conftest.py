@@ -19,9 +19,10 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEn
         engine.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(docker_engine: DockerEngine) -> Iterator[Stack]:
-    """The whole stack, up and healthy; everything the project created is removed after."""
+    """The whole stack, up and healthy, shared by test_stack.py and test_stack_owner.py (one
+    `up` for both); everything the project created is removed after."""
     stack = Stack()
     try:
         stack.build()

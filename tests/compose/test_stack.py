@@ -1,7 +1,8 @@
 """The whole stack on a real Docker engine: compose.yaml as shipped, with the test override
 (tests/compose/override.yaml: the ntfy test double in place of ntfy, small mailbox limits).
 
-The tests share one stack (module scope) and run in file order: mail, then scale, flood,
+The tests share one stack (package scope: test_stack_owner.py, which runs after this file,
+uses it too) and run in file order: mail, then scale, flood,
 restart, then the lockdown (Redis's password and network, tor's control cookie, jobs that
 must not run, rq-dashboard's login); each asserts on state it created itself."""
 
@@ -389,7 +390,8 @@ def test_ntfy_credentials_reach_the_notifier_only_and_mail_only_who_needs_it(
     assert holders == {"notifier"}
     mail = {name: bool(volume.get("read_only")) for name, service in services.items()
             for volume in service.get("volumes") or [] if volume.get("source") == "mail"}
-    assert mail == {"ingest": False, "cli": False, "guardian": True, "watch": True}
+    assert mail == {"ingest": False, "cli": False, "guardian": True, "watch": True,
+                    "owner": False}
     cookie = {name for name, service in services.items()
               for volume in service.get("volumes") or [] if volume.get("source") == "tor-control"}
     assert cookie == {"tor", "cli", "watch"}

@@ -83,3 +83,14 @@ def test_watch_lines_tell_success_failure_latency_and_upload() -> None:
     ]
     assert render(report(watch={"state": "no probe recorded"})).endswith(
         "watch     no probe recorded: is `onionpost watch` running?")
+
+
+def test_the_owner_onion_shows_beside_the_public_one() -> None:
+    owner = "aaaqeayeaudaocajbifqydiob4ibceqtcqkrmfyydenbwha5dyp3kead.onion"
+    assert render(report(owner_onion=owner)).splitlines()[:3] == [
+        f"onion     {ONION}",
+        f"owner     {owner} (owner onion, client authorization)",
+        "tor       bootstrapped 100% (Done)",
+    ]
+    assert render(report(owner_onion=None)).splitlines()[1] == (
+        "owner     unknown: no owner onion hostname (docs/owner.md)")

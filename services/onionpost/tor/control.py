@@ -19,6 +19,7 @@ from stem.control import Controller, EventType
 from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
 from stem.response.events import HSDescEvent, SignalEvent
 
+from onionpost import onion
 from onionpost.exits import EX_OK, EX_UNAVAILABLE, CommandError
 from onionpost.settings import ConfigError, Settings
 
@@ -170,6 +171,16 @@ def our_address(settings: Settings, controller: Controller | None = None) -> str
     return None
 
 
+def owner_address(settings: Settings) -> str | None:
+    """The owner onion's address (docs/owner.md), from the hostname file in its
+    HiddenServiceDir; None while tor has not written it or this process cannot read it."""
+    try:
+        words = (settings.owner_onion_dir / "hostname").read_text().split()
+    except OSError:
+        return None
+    return words[0] if words and onion.is_valid(words[0]) else None
+
+
 def service_descriptor(controller: Controller, address: str) -> str | None:
     """The descriptor tor built for our service (None: tor does not host it, or not yet)."""
     try:
@@ -221,14 +232,31 @@ def address_main(argv: list[str], settings: Settings) -> int:
         prog="onionpost address",
         description="Print our onion address (from ONIONPOST_DOMAIN, tor's hostname file,"
                     " or tor's ControlPort).")
-    parser.parse_args(argv)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--owner", action="store_true",
+                       help="the owner onion's address instead (ONIONPOST_OWNER_ONION_DIR)")
+    which.add_argument("--all", action="store_true",
+                       help="both, labelled: 'mail ADDRESS' and 'owner ADDRESS'")
+    args = parser.parse_args(argv)
+    owner = owner_address(settings) if args.owner or args.all else None
+    if args.owner:
+        if owner is None:
+            raise CommandError(EX_UNAVAILABLE,
+                               f"unknown: {settings.owner_onion_dir / 'hostname'} is unreadable")
+        print(owner)
+        return EX_OK
     address = our_address(settings)
     if address is None:
         address = _address_from_tor(settings)
     if address is None:
         raise CommandError(EX_UNAVAILABLE, f"unknown: {Path(settings.onion_hostname_file)} is"
                            " unreadable and tor reports no single onion service")
-    print(address)
+    if args.all:
+        print(f"mail   {address}   (senders: anything@ this address)")
+        print(f"owner  {owner}   (client authorization: make owner-add)" if owner else
+              f"owner  unknown ({settings.owner_onion_dir / 'hostname'} is unreadable)")
+    else:
+        print(address)
     return EX_OK
 
 
