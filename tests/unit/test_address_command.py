@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from onionpost.exits import EX_UNAVAILABLE, CommandError
 from onionpost.settings import Settings
 from onionpost.tor.control import address_main
 
@@ -38,8 +39,10 @@ def test_owner_onion_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                              content: str | None) -> None:
     if content is not None:
         (tmp_path / "hostname").write_text(content)
-    assert address_main(["--owner"], settings(tmp_path)) == 69
-    captured = capsys.readouterr()
-    assert captured.out == "" and "hostname is unreadable" in captured.err
+    with pytest.raises(CommandError) as unknown:
+        address_main(["--owner"], settings(tmp_path))
+    assert unknown.value.code == EX_UNAVAILABLE
+    assert "hostname is unreadable" in unknown.value.message
+    assert capsys.readouterr().out == ""
     assert address_main(["--all"], settings(tmp_path)) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("owner  unknown")
