@@ -22,10 +22,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from onionpost import maildir
-from onionpost.events import PAUSED_KEY, EventPublisher
+from onionpost.events import PAUSED_KEY
 from onionpost.ingest import tls
 from onionpost.ingest.handler import IngestHandler
 from onionpost.ingest.ledger import Ledger, Limits
+from onionpost.ingest.publisher import EventPublisher
 from onionpost.ingest.replies import SHUTTING_DOWN
 from onionpost.ingest.server import IngestSMTP
 from onionpost.settings import Settings

@@ -17,9 +17,10 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from onionpost import maildir
-from onionpost.events import EventPublisher
+from onionpost.events import MessageStored
 from onionpost.ingest.junk import PATH_LIMIT
 from onionpost.ingest.ledger import Ledger, circuit_key
+from onionpost.ingest.publisher import EventPublisher
 from onionpost.ingest.replies import (
     BAD_MAILBOX,
     INTERNAL_ERROR,
@@ -202,9 +203,8 @@ class IngestHandler:
             return INTERNAL_ERROR
         log.info("event=stored id=%s size=%d rcpts=%d", queue_id, size, len(envelope.rcpt_tos))
         if self.publisher:
-            self.publisher.publish({
-                "file": name, "size": size, "recipients": len(envelope.rcpt_tos),
-                "time": time.time(), "circuit": f"{circuit_key & 0xFFFFFFFF:08x}"})
+            self.publisher.publish(MessageStored(
+                name, size, len(envelope.rcpt_tos), time.time(), f"{circuit_key & 0xFFFFFFFF:08x}"))
         return QUEUED.format(queue_id=queue_id)
 
     def trace_headers(self, session: Session, envelope: Envelope, queue_id: str) -> bytes:

@@ -9,7 +9,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 import stem
@@ -17,9 +16,8 @@ from rq import Queue
 from stem.control import Controller
 
 from onionpost import events, maildir, tor
-from onionpost.guardian.jobs import FAILURE_TTL, NOTICE_RESULT_TTL, PUBLISH_JOB
+from onionpost.events import Notice
 from onionpost.guardian.state import read_pause
-from onionpost.notifier.notices import Notice
 from onionpost.settings import ConfigError, Settings
 from onionpost.watch import alerts, episode, publication, state
 from onionpost.watch.metrics import Metrics
@@ -142,7 +140,7 @@ class Watch:
                 pipe.multi()  # rq's enqueue(pipeline=) wants MULTI already open
                 state.record(pipe, new_state, result, fields)
                 for notice in notices:
-                    enqueue_notice(self.connection, notice, pipe)
+                    events.publish_notice(self.connection, notice, pipe)
                 pipe.execute()
             self._stack_metrics()
         except redis.RedisError as error:
@@ -164,13 +162,6 @@ class Watch:
                         result.stage, result.detail, decision.state.failures)
         if heal_text:
             log.warning("event=heal result=%r", heal_text)
-
-
-def enqueue_notice(connection: redis.Redis, notice: Notice, pipe: Any) -> None:
-    """As the guardian does: the notifier posts each notice id once."""
-    events.queue(events.NOTIFY_QUEUE, connection).enqueue(
-        PUBLISH_JOB, notice.to_dict(), pipeline=pipe, result_ttl=NOTICE_RESULT_TTL,
-        failure_ttl=FAILURE_TTL, description=f"notice {notice.kind} {notice.id}")
 
 
 def utc(epoch: float) -> str:
