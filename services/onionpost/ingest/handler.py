@@ -23,6 +23,7 @@ from onionpost.ingest.ledger import Ledger, circuit_key
 from onionpost.ingest.publisher import EventPublisher
 from onionpost.ingest.replies import (
     BAD_MAILBOX,
+    EXTENSIONS,
     INTERNAL_ERROR,
     MAIL_TOO_LONG,
     PAUSED,
@@ -112,7 +113,7 @@ class IngestHandler:
         to pipelined commands come in order, in one write (RFC 2920, server.py's push)."""
         session.host_name = hostname
         lines = [line for line in responses if not line[4:].startswith("AUTH")]
-        return [*lines[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", lines[-1]]
+        return [*lines[:-1], *EXTENSIONS, lines[-1]]
 
     async def handle_MAIL(self, server: SMTP, session: IngestSession, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:

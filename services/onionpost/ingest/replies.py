@@ -12,6 +12,8 @@ CIRCUIT_BUSY = "421 4.7.0 Too many connections from your circuit, try again late
 CIRCUIT_RATE = "450 4.7.0 Too many messages from your circuit, try again later"
 MAILBOX_FULL = "452 4.2.2 Mailbox full, try again later"
 # --- the transaction (handler.py) ---------------------------------------------------------
+# EHLO lines we add to aiosmtpd's (RFC 2920, RFC 2034).
+EXTENSIONS = ("250-PIPELINING", "250-ENHANCEDSTATUSCODES")
 SENDER_OK = "250 2.1.0 OK"
 RECIPIENT_OK = "250 2.1.5 OK"
 QUEUED = "250 2.0.0 OK queued as {queue_id}"
