@@ -1,12 +1,9 @@
-"""Redis names shared by the services, our rq queues (jobs stored as JSON), and the publisher
-that hands ingest events to rq."""
+"""The contract between our services: Redis keys, rq queues and job names, and the jobs'
+payloads as dataclasses. Jobs are stored as JSON: a job is data, never code."""
 
 from __future__ import annotations
 
-import collections
-import logging
-import threading
-import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
@@ -17,15 +14,63 @@ from rq.serializers import JSONSerializer
 PAUSED_KEY = "onionpost:paused"  # hash {reason, since}; absent = accepting mail
 EVENTS_QUEUE = "events"
 NOTIFY_QUEUE = "notify"
-MESSAGES_STORED_JOB = "onionpost.guardian.jobs.messages_stored"
-BATCH_SECONDS = 0.02  # events wait at most this long before they are enqueued together
-BATCH_EVENTS = 500  # most events in one job
 
-log = logging.getLogger("onionpost.events")
+# Jobs: the import path of the function that runs each (tests/unit/test_worker_jobs.py
+# checks them against the workers' allow-lists).
+MESSAGES_STORED_JOB = "onionpost.guardian.jobs.messages_stored"  # [MessageStored, ...]
+MESSAGE_STORED_JOB = "onionpost.guardian.jobs.message_stored"  # one, from before batches
+SWEEP_JOB = "onionpost.guardian.jobs.sweep"
+NEW_MAIL_DIGEST_JOB = "onionpost.guardian.jobs.new_mail_digest"  # window id
+PUBLISH_JOB = "onionpost.notifier.jobs.publish"  # Notice
+NOTICE_RESULT_TTL = 3600
+FAILURE_TTL = 7 * 86_400
 
 # rq's default serializer is pickle: loading a job would run whatever code it carries. Every
 # producer and worker of ours stores and reads jobs as JSON: a job is data, never code.
 SERIALIZER = JSONSerializer
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStored:
+    """Ingest put one message safely into new/ (`file` is its name there). The circuit is
+    a short hash, for telling floods apart; never the address."""
+
+    file: str
+    size: int
+    recipients: int
+    time: float = 0.0
+    circuit: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "size": self.size, "recipients": self.recipients,
+                "time": self.time, "circuit": self.circuit}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MessageStored:
+        """Events of an older ingest may lack the later fields."""
+        return cls(str(data.get("file", "")), int(data.get("size", 0)),
+                   int(data.get("recipients", 0)), float(data.get("time", 0.0)),
+                   str(data.get("circuit", "")))
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One ntfy message. `id` makes it idempotent: the notifier posts each id once."""
+
+    id: str
+    kind: str
+    title: str
+    message: str
+    priority: int
+    tags: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Notice:
+        return cls(str(data["id"]), str(data["kind"]), str(data["title"]), str(data["message"]),
+                   int(data["priority"]), [str(tag) for tag in data.get("tags", [])])
 
 
 class JSONQueue(Queue):
@@ -46,80 +91,9 @@ def connect(url: str, timeout: float = 2.0) -> redis.Redis:
                                 health_check_interval=30)
 
 
-class Outage:
-    """Whether this process can reach Redis; each change is logged once, whoever (events,
-    pause poller) noticed it: one line per outage, not one per message."""
-
-    def __init__(self) -> None:
-        self._down = False
-        self._up_since = 0.0  # time.monotonic() of the last success
-        self._lock = threading.Lock()
-
-    def down(self, error: BaseException, began: float) -> None:
-        """An attempt that `began` (time.monotonic()) before someone else's success failed
-        on the old outage (redis-py retries across a restart): that is not a new outage."""
-        with self._lock:
-            if began < self._up_since:
-                return
-            was_down, self._down = self._down, True
-        if not was_down:
-            log.warning("event=redis_down error=%s effect=events_dropped,pause_state_kept",
-                        type(error).__name__)
-
-    def up(self) -> None:
-        with self._lock:
-            was_down, self._down = self._down, False
-            self._up_since = time.monotonic()
-        if was_down:
-            log.info("event=redis_up")
-
-
-class EventPublisher:
-    """Enqueues `messages_stored` jobs from a background thread, so that the SMTP session
-    never waits on Redis. One job carries every event of a batch: the guardian recounts
-    once per batch, not once per message (a flood is when that matters), and ingest pays
-    for one rq job instead of one per message (~15% of its CPU at full speed). While Redis
-    is down events are dropped (the disk is the source of truth and the guardian recounts
-    it) and the outage is logged once, not per message."""
-
-    def __init__(self, url: str, backlog: int = 10_000) -> None:
-        self._url = url
-        self._backlog = backlog
-        self._pending: collections.deque[dict[str, Any]] = collections.deque()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self.outage = Outage()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def publish(self, event: dict[str, Any]) -> None:
-        # An append, no lock and no wake-up: the thread collects every BATCH_SECONDS (a
-        # wake-up per message cost ingest ~8% of its CPU under load). When Redis is far
-        # behind, drop: the guardian's sweep sees the mail on disk anyway.
-        if len(self._pending) < self._backlog:
-            self._pending.append(event)
-
-    def stop(self, timeout: float = 3.0) -> None:
-        self._stopping.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        events_queue = queue(EVENTS_QUEUE, connect(self._url))
-        while True:
-            stopping = self._stopping.wait(BATCH_SECONDS)
-            while self._pending:
-                count = min(len(self._pending), BATCH_EVENTS)
-                self._send(events_queue, [self._pending.popleft() for _ in range(count)])
-            if stopping:
-                return
-
-    def _send(self, events_queue: Queue, events: list[dict[str, Any]]) -> None:
-        began = time.monotonic()
-        try:
-            events_queue.enqueue(MESSAGES_STORED_JOB, events, result_ttl=0,
-                                 failure_ttl=86_400)
-        except redis.RedisError as error:
-            self.outage.down(error, began)
-            return
-        self.outage.up()
+def publish_notice(connection: redis.Redis, notice: Notice, pipeline: Any = None) -> None:
+    """Queue a notice for the notifier (in `pipeline`'s transaction when given): it posts
+    each notice id once."""
+    queue(NOTIFY_QUEUE, connection).enqueue(
+        PUBLISH_JOB, notice.to_dict(), pipeline=pipeline, result_ttl=NOTICE_RESULT_TTL,
+        failure_ttl=FAILURE_TTL, description=f"notice {notice.kind} {notice.id}")

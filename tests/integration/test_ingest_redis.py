@@ -17,7 +17,8 @@ from tests.support.net import wait_for
 from tests.support.servers import IngestProcess, RedisServer
 from tests.support.smtp import RawSMTP, Reply, circuit_address, proxy_v1
 
-from onionpost.events import BATCH_EVENTS, EVENTS_QUEUE, PAUSED_KEY, EventPublisher, queue
+from onionpost.events import EVENTS_QUEUE, PAUSED_KEY, MessageStored, queue
+from onionpost.ingest.publisher import BATCH_EVENTS, EventPublisher
 
 BODY_MARKER = b"secret-body-text-7f3a"
 MESSAGE = b"Subject: event\r\n\r\n" + BODY_MARKER + b"\r\n"
@@ -141,7 +142,7 @@ def test_mail_is_accepted_with_redis_down_and_the_outage_logged_once(
 def test_events_are_enqueued_in_batches_of_at_most_batch_events(redis_url: str) -> None:
     publisher = EventPublisher(redis_url)
     for number in range(2 * BATCH_EVENTS + 1):  # all pending before the thread first looks
-        publisher.publish({"file": f"m{number}", "size": number})
+        publisher.publish(MessageStored(f"m{number}", number, 1))
     publisher.start()
     wait_for(lambda: len(queued_events(redis_url)) == 2 * BATCH_EVENTS + 1, timeout=10,
              what="every event")

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from tests.conftest import TEST_DOMAIN
 from tests.integration.conftest import RCPT, split_trace, stored_bodies
 from tests.support.servers import IngestProcess
-from tests.support.smtp import RawSMTP
+from tests.support.smtp import ProxySMTP, RawSMTP, circuit_address
 
 MESSAGE = b"Subject: tls\r\n\r\nover tls\r\n"
 
@@ -224,3 +224,33 @@ def test_no_login_of_any_kind_before_or_after_starttls(ingest: IngestProcess) ->
             assert code == 250 and b"AUTH" not in text
             code, _ = client.docmd("AUTH", "PLAIN AGFsaWNlAHNlY3JldA==")
             assert 500 <= code < 600
+
+
+def test_a_session_after_starttls_gives_its_slot_back(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    """STARTTLS starts a new aiosmtpd session on the same connection: the admission (the
+    slot it holds) moves over to it and is released when the connection ends."""
+    ingest = start_ingest(max_sessions=1, circuit_max_sessions=1)
+    for number in range(3):
+        with smtplib.SMTP("127.0.0.1", ingest.port, timeout=15) as client:
+            client.ehlo("client.example")
+            assert client.starttls(context=client_context())[0] == 220
+            client.sendmail("a@example.org", [RCPT], MESSAGE + str(number).encode())
+    assert len(stored_bodies(ingest)) == 3
+
+
+def test_the_circuit_rate_counts_messages_sent_over_tls(
+        start_ingest: Callable[..., IngestProcess]) -> None:
+    """A session keeps its circuit across STARTTLS: a message over TLS spends the circuit's
+    token, and the next one from that circuit, in plain text, is told to wait."""
+    ingest = start_ingest(proxy_protocol="true", circuit_messages_per_minute=1)
+    source = circuit_address(0x7A)
+    with ProxySMTP("127.0.0.1", ingest.port, source) as client:
+        client.ehlo("client.example")
+        assert client.starttls(context=client_context())[0] == 220
+        client.sendmail("a@example.org", [RCPT], MESSAGE)
+    with ProxySMTP("127.0.0.1", ingest.port, source) as client, \
+            pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        client.sendmail("a@example.org", [RCPT], MESSAGE)
+    assert refused.value.smtp_code == 450
+    assert len(stored_bodies(ingest)) == 1

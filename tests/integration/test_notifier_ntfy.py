@@ -14,7 +14,8 @@ import pytest
 from tests.support.net import free_port
 from tests.support.ntfy_double import NtfyDouble
 
-from onionpost.notifier.notices import URGENT, Notice
+from onionpost.events import Notice
+from onionpost.notifier.notices import URGENT
 from onionpost.notifier.ntfy import Ntfy, NtfyRejectedError, NtfyUnavailableError
 
 TOKEN = "tk_client"

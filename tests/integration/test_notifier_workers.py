@@ -14,9 +14,8 @@ from tests.support.guardian_rig import ServiceProcess, settle
 from tests.support.net import free_port, wait_for
 from tests.support.ntfy_double import NtfyDouble
 
-from onionpost.events import NOTIFY_QUEUE, queue
-from onionpost.guardian.jobs import PUBLISH_JOB
-from onionpost.notifier.notices import LOW, Notice
+from onionpost.events import NOTIFY_QUEUE, PUBLISH_JOB, Notice, queue
+from onionpost.notifier.notices import LOW
 
 
 def notice(number: int) -> Notice:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from onionpost.events import Outage
+from onionpost.ingest.publisher import Outage
 
 
 def downs(caplog: pytest.LogCaptureFixture) -> int:

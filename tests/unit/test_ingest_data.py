@@ -6,7 +6,9 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from onionpost.ingest.data import TOO_LONG, TOO_MUCH, DataPhase
+from onionpost.ingest.data import DataPhase
+from onionpost.ingest.replies import LINE_TOO_LONG as TOO_LONG
+from onionpost.ingest.replies import TOO_MUCH_DATA as TOO_MUCH
 
 LINE_LIMIT = 40
 SIZE_LIMIT = 300

@@ -9,14 +9,13 @@ from hypothesis import strategies as st
 from onionpost.ingest.junk import (
     COMMAND_LINE_LIMIT,
     MAIL_LINE_LIMIT,
-    MAIL_TOO_LONG,
-    RCPT_TOO_LONG,
     CommandLimits,
     JunkCount,
     Progress,
     advanced,
     oversized_address_line,
 )
+from onionpost.ingest.replies import MAIL_TOO_LONG, RCPT_TOO_LONG
 
 START = Progress()
 GREETED = Progress(greeted=True)

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from onionpost.ingest.server import listening_socket, peers_share_one_circuit, warn_if_shared
+from onionpost.ingest.controller import listening_socket, peers_share_one_circuit, warn_if_shared
 from onionpost.settings import Settings
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from onionpost.ingest import handler, ledger, server
+from onionpost.ingest import replies
 from onionpost.ingest.replies import enhance
 
 ENHANCED = re.compile(r"\A(\d)\d\d[ -](\d)\.\d{1,3}\.\d{1,3}( |\Z)")
@@ -26,10 +26,12 @@ AIOSMTPD_REPLIES = [
     "554 Command refused due to lack of security", "502 Could not VRFY x",
     "504 5.5.4 Unrecognized authentication type", "421 4.7.0 MAIL sent too many times",
 ]
-OURS = [handler.PAUSED, handler.RELAY_DENIED, handler.BAD_MAILBOX, handler.TOO_MANY_RECIPIENTS,
-        handler.WRITE_FAILED, handler.INTERNAL_ERROR, ledger.TOO_MANY_SESSIONS,
-        ledger.CIRCUIT_BUSY, ledger.CIRCUIT_RATE, ledger.MAILBOX_FULL, handler.SHUTTING_DOWN,
-        server.TIMED_OUT]
+OURS = [replies.PAUSED, replies.RELAY_DENIED, replies.BAD_MAILBOX, replies.TOO_MANY_RECIPIENTS,
+        replies.WRITE_FAILED, replies.INTERNAL_ERROR, replies.TOO_MANY_SESSIONS,
+        replies.CIRCUIT_BUSY, replies.CIRCUIT_RATE, replies.MAILBOX_FULL, replies.SHUTTING_DOWN,
+        replies.TIMED_OUT, replies.MAIL_TOO_LONG, replies.RCPT_TOO_LONG, replies.TOO_MANY_JUNK,
+        replies.LIFETIME_OVER, replies.NO_TLS, replies.NO_AUTH, replies.NEED_RCPT,
+        replies.DATA_SYNTAX, replies.LINE_TOO_LONG, replies.TOO_MUCH_DATA]
 
 
 @pytest.mark.parametrize("status", AIOSMTPD_REPLIES + OURS)

@@ -12,14 +12,14 @@ from aiosmtpd.smtp import SMTP
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from onionpost.ingest.controller import Ingest
 from onionpost.ingest.ledger import Ledger, Limits
-from onionpost.ingest.server import PLAIN_ADDRESS, Ingest, IngestSMTP
+from onionpost.ingest.server import PLAIN_ADDRESS, IngestSMTP
 from onionpost.settings import Settings
 
 # Deliberately one per process: the handler, its hooks, admission state, configuration.
 SHARED = {"loop", "_loop", "event_handler", "_handle_hooks", "_auth_methods", "_auth_callback",
-          "ledger", "pause", "sessions", "tls_context", "salt", "__ident__",
-          "command_names"}
+          "sessions", "tls_context", "__ident__", "command_names"}
 IMMUTABLE = (type(None), bool, int, float, str, bytes, tuple, frozenset)
 
 

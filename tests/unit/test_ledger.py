@@ -11,15 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from onionpost.ingest.ledger import (
-    CIRCUIT_BUSY,
-    CIRCUIT_RATE,
-    MAILBOX_FULL,
-    TOO_MANY_SESSIONS,
-    Ledger,
-    Limits,
-    circuit_key,
-)
+from onionpost.ingest.ledger import Ledger, Limits, circuit_key
+from onionpost.ingest.replies import CIRCUIT_BUSY, CIRCUIT_RATE, MAILBOX_FULL, TOO_MANY_SESSIONS
 from onionpost.maildir import Usage
 
 MINUTE = 60_000

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from onionpost.events import Notice
 from onionpost.maildir import Usage
 from onionpost.notifier import notices
-from onionpost.notifier.notices import Limits, Notice
+from onionpost.notifier.notices import Limits
 
 LIMITS = Limits(100, 300_000_000, 80)
 USAGE = Usage(42, 12_345_678)

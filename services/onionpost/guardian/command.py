@@ -52,7 +52,7 @@ def run_sweeps(settings: Settings, stop: threading.Event) -> None:
                          name=f"guardian-sweeps-{uuid.uuid4().hex[:8]}")
     cron.register(jobs.sweep, events.EVENTS_QUEUE, interval=settings.sweep_interval,
                   job_timeout=SWEEP_TIMEOUT, ttl=settings.sweep_interval, result_ttl=0,
-                  failure_ttl=jobs.FAILURE_TTL)
+                  failure_ttl=events.FAILURE_TTL)
     cron.register_birth()
     try:
         while not stop.is_set():

@@ -16,20 +16,25 @@ from typing import Any
 import redis
 
 from onionpost import maildir, worker
-from onionpost.events import EVENTS_QUEUE, NOTIFY_QUEUE, PAUSED_KEY, queue
+from onionpost.events import (
+    EVENTS_QUEUE,
+    FAILURE_TTL,
+    NEW_MAIL_DIGEST_JOB,
+    PAUSED_KEY,
+    MessageStored,
+    Notice,
+    publish_notice,
+    queue,
+)
 from onionpost.guardian import mailbox, policy, state
 from onionpost.guardian.policy import FloodRule, Plan
 from onionpost.maildir import Usage
 from onionpost.notifier import notices
-from onionpost.notifier.notices import Limits, Notice
+from onionpost.notifier.notices import Limits
 from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.guardian")
 
-PUBLISH_JOB = "onionpost.notifier.jobs.publish"
-DIGEST_JOB = "onionpost.guardian.jobs.new_mail_digest"
-NOTICE_RESULT_TTL = 3600
-FAILURE_TTL = 7 * 86_400
 
 
 def limits_of(settings: Settings) -> Limits:
@@ -91,9 +96,7 @@ class Guardian:
             self.enqueue_notice(notice, pipe)
 
     def enqueue_notice(self, notice: Notice, pipe: Any = None) -> None:
-        queue(NOTIFY_QUEUE, self.connection).enqueue(
-            PUBLISH_JOB, notice.to_dict(), pipeline=pipe, result_ttl=NOTICE_RESULT_TTL,
-            failure_ttl=FAILURE_TTL, description=f"notice {notice.kind} {notice.id}")
+        publish_notice(self.connection, notice, pipe)
 
     def note_new_mail(self, names: list[str]) -> None:
         """Count stored messages toward the next new-mail notice; the first message of a
@@ -110,7 +113,7 @@ class Guardian:
             opened = pipe.execute()[-1]
         if opened:
             queue(EVENTS_QUEUE, self.connection).enqueue_in(
-                timedelta(seconds=delay), DIGEST_JOB, window, result_ttl=0,
+                timedelta(seconds=delay), NEW_MAIL_DIGEST_JOB, window, result_ttl=0,
                 failure_ttl=FAILURE_TTL, description="new-mail digest")
 
     def digest(self, window: str) -> int:
@@ -161,10 +164,10 @@ install, current = _installed.install, _installed.current
 
 def messages_stored(events: list[dict[str, Any]]) -> str:
     """Enqueued by ingest for the messages it put safely into new/ within a few
-    milliseconds: one {file, size, recipients, ...} each. One recount for them all."""
+    milliseconds: one MessageStored.to_dict() each. One recount for them all."""
     guardian = current()
     outcome = guardian.recount("event")
-    guardian.note_new_mail([str(event.get("file", "")) for event in events])
+    guardian.note_new_mail([MessageStored.from_dict(event).file for event in events])
     return outcome
 
 

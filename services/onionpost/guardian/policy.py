@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from onionpost.events import Notice
 from onionpost.maildir import Usage
 from onionpost.notifier import notices
-from onionpost.notifier.notices import Limits, Notice
+from onionpost.notifier.notices import Limits
 
 GUARDIAN, OWNER = "guardian", "owner"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from onionpost.ingest import server
+from onionpost.ingest import controller
 from onionpost.settings import Settings
 
 
@@ -14,4 +14,4 @@ def main(argv: list[str], settings: Settings) -> int:
         description="Receive mail for our onion domain into the Maildir. "
                     "Configured through ONIONPOST_* variables (see .env.example).",
     ).parse_args(argv)
-    return server.run(settings)
+    return controller.run(settings)

@@ -11,8 +11,7 @@ The content is handed on as it comes (drain): a DataPhase keeps only what was no
 
 from __future__ import annotations
 
-TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"  # aiosmtpd's texts: push() enhances them
-TOO_MUCH = "552 Error: Too much mail data"
+from onionpost.ingest.replies import LINE_TOO_LONG, TOO_MUCH_DATA
 
 
 class DataPhase:
@@ -40,7 +39,7 @@ class DataPhase:
         self._take(data[:end])
         self._line = data[end:]
         if len(self._line) > self.line_limit:  # no need to keep it: it is refused anyway
-            self._fail(TOO_LONG)
+            self._fail(LINE_TOO_LONG)
             # A stand-in that is not ".", keeping a final CR that may start CRLF.
             self._line = b"x" + self._line[-1:]
         return False
@@ -77,10 +76,10 @@ class DataPhase:
         for line in lines.split(b"\r\n")[:-1]:
             size += len(line) + 2
             if self.size_limit and size > self.size_limit:
-                self._fail(TOO_MUCH)
+                self._fail(TOO_MUCH_DATA)
                 return
             if len(line) + 2 > self.line_limit:
-                self._fail(TOO_LONG)
+                self._fail(LINE_TOO_LONG)
                 return
 
     def _fail(self, error: str) -> None:

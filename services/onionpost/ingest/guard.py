@@ -13,7 +13,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from onionpost.ingest import junk
+from onionpost.ingest import junk, replies
 
 if TYPE_CHECKING:
     from onionpost.ingest.server import IngestSMTP
@@ -32,7 +32,7 @@ class CommandReader(asyncio.StreamReader):
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:  # type: ignore[override]  # aiosmtpd passes bytes; Python 3.13 also takes a tuple
         guard = self.guard
-        if guard is None or not guard.between_commands:
+        if guard is None or not guard.watching():
             return await super().readuntil(separator)
         if guard.overrun:  # the rest of an over-long line, which aiosmtpd answers
             return guard.line_read(await self._line(separator))
@@ -72,12 +72,22 @@ class SessionGuard:
     def between_commands(self) -> bool:
         return self.started and not self.running
 
+    def watching(self) -> bool:
+        """Between two commands of an admitted session. The handler admits it (see
+        handler.admit) and the greeting follows: its first command line starts the guard."""
+        if not self.started:
+            session = self.session.session
+            if session is None or not session.admitted:
+                return False  # tor's PROXY header, or a session refused
+            self.start()
+        return not self.running
+
     @property
     def extended(self) -> bool:
         return bool(self.session.session and self.session.session.extended_smtp)
 
     def start(self) -> None:
-        """The session is admitted: its lifetime runs from now."""
+        """The session is admitted and greeted: its lifetime runs from now."""
         self.started = True
         self.timer = self.session.loop.call_later(self.lifetime, self._expire)
 
@@ -122,15 +132,15 @@ class SessionGuard:
             self.line_waiting = False
             self.junk.refused()
         if self.junk.exceeded:
-            await self.close(junk.TOO_MANY_JUNK)
+            await self.close(replies.TOO_MANY_JUNK)
         elif self.expired:
-            await self.close(junk.LIFETIME_OVER)
+            await self.close(replies.LIFETIME_OVER)
 
     async def refuse(self, reply: str) -> None:
         await self.session.push(reply)
         self.junk.refused()
         if self.junk.exceeded:
-            await self.close(junk.TOO_MANY_JUNK)
+            await self.close(replies.TOO_MANY_JUNK)
 
     async def close(self, reply: str) -> None:
         """Say why and close; the session's task ends at its next wait, as after QUIT."""
@@ -151,5 +161,5 @@ class SessionGuard:
         if self.running:  # closed once the command is answered
             self.expired = True
             return
-        self.session.tell(junk.LIFETIME_OVER)
+        self.session.tell(replies.LIFETIME_OVER)
         self.hang_up()

@@ -1,4 +1,5 @@
-"""The aiosmtpd handler: who may send what to us, and durable delivery into the Maildir."""
+"""The aiosmtpd handler: who may send what to us (admission of each session, the mailbox's
+pause and quota), and durable delivery into the Maildir."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -17,30 +17,32 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from onionpost import maildir
-from onionpost.events import EventPublisher
-from onionpost.ingest.junk import MAIL_TOO_LONG, PATH_LIMIT
-from onionpost.ingest.ledger import Ledger
+from onionpost.events import MessageStored
+from onionpost.ingest.junk import PATH_LIMIT
+from onionpost.ingest.ledger import Ledger, circuit_key
+from onionpost.ingest.publisher import EventPublisher
+from onionpost.ingest.replies import (
+    BAD_MAILBOX,
+    EXTENSIONS,
+    INTERNAL_ERROR,
+    MAIL_TOO_LONG,
+    PAUSED,
+    QUEUED,
+    RECIPIENT_OK,
+    RELAY_DENIED,
+    SENDER_OK,
+    SHUTTING_DOWN,
+    TOO_MANY_RECIPIENTS,
+    WRITE_FAILED,
+)
 from onionpost.ingest.sealing import EncryptionError, Sealer
+from onionpost.ingest.session import IngestSession
 from onionpost.ingest.spool import Spool
 
 log = logging.getLogger("onionpost.ingest")
 
-PAUSED = "421 4.3.2 Mailbox paused, try again later"
-RELAY_DENIED = "550 5.7.1 Relaying denied: only {domain} is served here"
-BAD_MAILBOX = "553 5.1.3 Bad recipient address syntax"
-TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
-WRITE_FAILED = "452 4.3.1 Insufficient system storage, try again later"
-INTERNAL_ERROR = "451 4.3.0 Local error in processing, try again later"
-SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 MAX_LOCAL_PART = 64
 SPOOL_THREADS = 4
-
-
-@dataclass
-class PauseState:
-    """Whether the guardian has paused ingest; kept fresh by a poller."""
-
-    paused: bool = False
 
 
 def valid_local_part(local: str) -> bool:
@@ -57,12 +59,18 @@ def header_safe(text: str) -> str:
 
 
 class IngestHandler:
-    def __init__(self, domain: str, maildir_path: Path, ledger: Ledger, pause: PauseState,
+    """aiosmtpd's hooks, and admission, which aiosmtpd has no hook for: IngestSMTP asks
+    before the greeting (or handle_PROXY, once tor's header is read) and tells when the
+    connection ends. The ledger is shared by all ingest processes; `paused` is the
+    guardian's word, kept fresh by a poller (see controller.py)."""
+
+    def __init__(self, domain: str, maildir_path: Path, ledger: Ledger, salt: bytes,
                  publisher: EventPublisher | None, max_recipients: int,
                  fsync_mode: str = "group", sealer: Sealer | None = None) -> None:
         self.domain = domain
         self.ledger = ledger
-        self.pause = pause
+        self.salt = salt  # of the circuit keys: random per start, shared by the processes
+        self.paused = False
         self.publisher = publisher
         self.max_recipients = max_recipients
         self.delivery = maildir.delivery(fsync_mode, maildir_path)
@@ -75,9 +83,26 @@ class IngestHandler:
         self.idle = asyncio.Event()
         self.idle.set()
 
-    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
+    def admit(self, session: IngestSession, address: str) -> str | None:
+        """Refuse while paused; else count this session against the global and per-circuit
+        limits, or refuse it."""
+        if self.paused:
+            return PAUSED
+        key = circuit_key(address, self.salt)
+        refusal = self.ledger.open_session(key, now_ms())
+        if refusal is None:
+            session.circuit_key, session.admitted = key, True
+        return refusal
+
+    def release(self, session: IngestSession) -> None:
+        """The connection ended: an admitted session's slot is free again."""
+        if session.admitted:
+            session.admitted = False
+            self.ledger.close_session(session.circuit_key, now_ms())
+
+    async def handle_PROXY(self, server: SMTP, session: IngestSession, envelope: Envelope,
                            proxy_data: Any) -> bool:
-        refusal = server.admit(str(proxy_data.src_addr))  # type: ignore[attr-defined]
+        refusal = self.admit(session, str(proxy_data.src_addr))
         if refusal:
             await server.push(refusal)
             return False
@@ -90,16 +115,16 @@ class IngestHandler:
         to pipelined commands come in order, in one write (RFC 2920, server.py's push)."""
         session.host_name = hostname
         lines = [line for line in responses if not line[4:].startswith("AUTH")]
-        return [*lines[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", lines[-1]]
+        return [*lines[:-1], *EXTENSIONS, lines[-1]]
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+    async def handle_MAIL(self, server: SMTP, session: IngestSession, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
-        if self.pause.paused:
+        if self.paused:
             asyncio.get_running_loop().call_soon(server.transport.close)  # type: ignore[union-attr]  # a session in MAIL is connected
             return PAUSED
         if len(f"<{address}>".encode("utf-8", "surrogateescape")) > PATH_LIMIT:
             return MAIL_TOO_LONG  # and our Return-Path line stays far below 998 octets
-        refusal = self.ledger.take_message(server.circuit_key, now_ms())  # type: ignore[attr-defined]
+        refusal = self.ledger.take_message(session.circuit_key, now_ms())
         if refusal:
             return refusal
         declared = next((int(option[5:]) for option in mail_options
@@ -109,7 +134,7 @@ class IngestHandler:
             return refusal
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 OK"
+        return SENDER_OK
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -125,7 +150,7 @@ class IngestHandler:
             return refusal
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
-        return "250 2.1.5 OK"
+        return RECIPIENT_OK
 
     def spool(self, session: Session, envelope: Envelope) -> Spool:
         """Where a DATA phase puts its message: our trace headers first (all they say is
@@ -136,7 +161,7 @@ class IngestHandler:
             return self.sealer.spool(self.tmp_dir, queue_id, header, self.spool_threads)
         return Spool(self.tmp_dir, queue_id, header, self.spool_threads)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope,
+    async def handle_DATA(self, server: SMTP, session: IngestSession, envelope: Envelope,
                           spool: Spool) -> str:
         if self.shutting_down:
             return SHUTTING_DOWN
@@ -158,7 +183,7 @@ class IngestHandler:
         spool.hand_over()
         self._begin_write()
         store = asyncio.ensure_future(self._store(
-            name, size, spool, envelope, server.circuit_key))  # type: ignore[attr-defined]
+            name, size, spool, envelope, session.circuit_key))
         try:
             return await asyncio.shield(store)
         finally:
@@ -188,10 +213,9 @@ class IngestHandler:
             return INTERNAL_ERROR
         log.info("event=stored id=%s size=%d rcpts=%d", queue_id, size, len(envelope.rcpt_tos))
         if self.publisher:
-            self.publisher.publish({
-                "file": name, "size": size, "recipients": len(envelope.rcpt_tos),
-                "time": time.time(), "circuit": f"{circuit_key & 0xFFFFFFFF:08x}"})
-        return f"250 2.0.0 OK queued as {queue_id}"
+            self.publisher.publish(MessageStored(
+                name, size, len(envelope.rcpt_tos), time.time(), f"{circuit_key & 0xFFFFFFFF:08x}"))
+        return QUEUED.format(queue_id=queue_id)
 
     def trace_headers(self, session: Session, envelope: Envelope, queue_id: str) -> bytes:
         """Return-Path and Received: our onion, the protocol, an id and a UTC date. Nothing

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from onionpost.ingest.replies import MAIL_TOO_LONG, RCPT_TOO_LONG
+
 # RFC 5321 4.5.3.1.4: 512 octets per command line. RFC 1870 (SIZE=) adds 26 to MAIL's and
 # RFC 6531 (SMTPUTF8) 10; both are advertised in every EHLO reply.
 COMMAND_LINE_LIMIT = 512
 MAIL_LINE_LIMIT = COMMAND_LINE_LIMIT + 26 + 10
 # RFC 5321 4.5.3.1.3: a path is at most 256 octets, brackets included.
 PATH_LIMIT = 256
-# 4.5.3.1.9 answers a path over its limit with "501 Path too long": the command can never
-# succeed as written. MAIL's line may be long through its parameters too: X.5.4 (invalid
-# command arguments); RCPT takes no parameters here, so its address is at fault: X.1.3.
-MAIL_TOO_LONG = "501 5.5.4 Path too long (RFC 5321 4.5.3.1)"
-RCPT_TOO_LONG = "501 5.1.3 Path too long (RFC 5321 4.5.3.1)"
-TOO_MANY_JUNK = "421 4.7.0 Too many commands that send no mail, closing connection"
-LIFETIME_OVER = "421 4.4.2 Session lasted too long, closing connection"
 
 
 class CommandLimits(dict[str, int]):

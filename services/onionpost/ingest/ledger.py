@@ -13,6 +13,7 @@ from collections.abc import Callable, MutableSequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from onionpost.ingest.replies import CIRCUIT_BUSY, CIRCUIT_RATE, MAILBOX_FULL, TOO_MANY_SESSIONS
 from onionpost.maildir import Usage
 
 # Global cells.
@@ -33,14 +34,7 @@ class Limits:
     max_bytes: int
 
 
-class Refusal(str):
-    """An SMTP reply explaining why something was refused."""
-
-
-TOO_MANY_SESSIONS = Refusal("421 4.7.0 Too many connections, try again later")
-CIRCUIT_BUSY = Refusal("421 4.7.0 Too many connections from your circuit, try again later")
-CIRCUIT_RATE = Refusal("450 4.7.0 Too many messages from your circuit, try again later")
-MAILBOX_FULL = Refusal("452 4.2.2 Mailbox full, try again later")
+Refusal = str  # an SMTP reply explaining why something was refused (see replies.py)
 
 
 def circuit_key(address: str, salt: bytes) -> int:

@@ -1,55 +1,35 @@
-"""Running ingest: the SMTP protocol object, its background tasks, worker processes, SIGTERM."""
+"""The SMTP protocol object: aiosmtpd's SMTP with our speed-ups (command table, address
+parser, DATA in blocks, pipelined replies, the deadline timer) and guards (line limits, junk
+and lifetime, STARTTLS's plain-text leftovers); admission is the handler's."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
-import gc
-import ipaddress
-import logging
-import multiprocessing
-import os
 import re
-import secrets
-import signal
-import socket
-import ssl
-import time
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
-from pathlib import Path
 from typing import Any
 
-import redis.asyncio
 from aiosmtpd.smtp import MISSING, SMTP, syntax
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from onionpost import maildir
-from onionpost.events import PAUSED_KEY, EventPublisher
-from onionpost.ingest import pipelining, replies, tls
+from onionpost.ingest import pipelining, replies
 from onionpost.ingest.data import DataPhase
 from onionpost.ingest.guard import CommandReader, SessionGuard
-from onionpost.ingest.handler import (
-    PAUSED,
-    SHUTTING_DOWN,
-    IngestHandler,
-    PauseState,
-    now_ms,
-)
+from onionpost.ingest.handler import IngestHandler
 from onionpost.ingest.junk import CommandLimits
-from onionpost.ingest.ledger import Ledger, Limits, circuit_key
-from onionpost.ingest.sealing import Sealer
+from onionpost.ingest.replies import (
+    DATA_OK,
+    DATA_SYNTAX,
+    GO_AHEAD,
+    NEED_RCPT,
+    NO_AUTH,
+    NO_TLS,
+    TIMED_OUT,
+)
+from onionpost.ingest.session import IngestSession
 from onionpost.ingest.spool import SPILL_SIZE, Spool
-from onionpost.settings import Settings
-from onionpost.worker import die_with_parent
 
-log = logging.getLogger("onionpost.ingest")
-
-TIMED_OUT = "421 4.4.2 Timeout, closing connection"
-NO_TLS = "502 5.5.1 STARTTLS is not offered here"
-PAUSE_POLL_SECONDS = 0.25
-NO_AUTH = "502 5.5.1 AUTH not offered: anyone may write to us"
 # <dot-atom@dot-atom> then nothing or one space and parameters: parsed exactly as the email
 # package parses it, in a fraction of the time.
 PLAIN_ADDRESS = re.compile(
@@ -82,24 +62,22 @@ class Commands:
 
 
 class IngestSMTP(SMTP):
-    """aiosmtpd's SMTP with the admission step it has no hook for: before the greeting
-    (paused? too many sessions? this circuit busy?) and a release when the session ends."""
+    """aiosmtpd's SMTP, faster and guarded; it asks its handler to admit each session
+    before the greeting (aiosmtpd has no hook there) and tells it when the session ends."""
 
-    def __init__(self, handler: IngestHandler, *, ledger: Ledger, pause: PauseState,
-                 salt: bytes, data_timeout: float, sessions: set[IngestSMTP],
-                 junk_limit: int, lifetime: float, **kwargs: Any) -> None:
+    event_handler: IngestHandler
+    session: IngestSession | None
+
+    def __init__(self, handler: IngestHandler, *, data_timeout: float,
+                 sessions: set[IngestSMTP], junk_limit: int, lifetime: float,
+                 **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.junk_limit = junk_limit
         self.lifetime = lifetime
         self.command_size_limits = CommandLimits()  # the template's own: never shared
         self.guard = SessionGuard(self, junk_limit, lifetime)
-        self.ledger = ledger
-        self.pause = pause
-        self.salt = salt
         self.data_timeout = data_timeout
         self.sessions = sessions
-        self.circuit_key = 0
-        self.admitted = False
         self.deadline = 0.0  # the session times out when the loop's clock passes this
         self.held = bytearray()  # replies not yet written: the rest of a pipelined group follows
         self.command_names = dict.fromkeys(self._smtp_methods)
@@ -124,6 +102,13 @@ class IngestSMTP(SMTP):
         self.command_size_limits = CommandLimits()
         self.guard = SessionGuard(self, self.junk_limit, self.lifetime)
         self._stream_reader.guard = self.guard  # type: ignore[attr-defined]  # asyncio's private reader: fresh() made it a CommandReader
+
+    def _create_session(self) -> IngestSession:
+        """aiosmtpd's hook for our own Session; it makes one after STARTTLS as well."""
+        session = IngestSession(self.loop)
+        if self.session is not None:
+            session.take_admission(self.session)
+        return session
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's parser (the email package's, ~70 microseconds per MAIL and per RCPT)
@@ -156,26 +141,15 @@ class IngestSMTP(SMTP):
             return None
         return result
 
-    def admit(self, address: str) -> str | None:
-        """Refuse while paused; else count this session against the global and per-circuit
-        limits, or refuse it."""
-        if self.pause.paused:
-            return PAUSED
-        key = circuit_key(address, self.salt)
-        refusal = self.ledger.open_session(key, now_ms())
-        if refusal is None:
-            self.circuit_key, self.admitted = key, True
-            self.guard.start()
-        return refusal
-
     async def _handle_client(self) -> None:
         self.sessions.add(self)
         refusal = None
         # With PROXY on, handle_PROXY admits once the header is read: closing with tor's
         # header still unread makes the kernel send a reset, and the 421 never arrives.
+        assert self.session is not None  # connection_made made it
         if self._proxy_timeout is None:
-            peer = self.session.peer if self.session else None
-            refusal = self.admit(str(peer[0]) if peer else "unknown")
+            peer = self.session.peer
+            refusal = self.event_handler.admit(self.session, str(peer[0]) if peer else "unknown")
         if refusal:
             await self.push(refusal)
             self.transport.close()  # type: ignore[union-attr]  # connection_made() set it
@@ -185,9 +159,8 @@ class IngestSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self.sessions.discard(self)
         self.guard.stop()
-        if self.admitted:
-            self.admitted = False
-            self.ledger.close_session(self.circuit_key, now_ms())
+        if self.session is not None:
+            self.event_handler.release(self.session)
         super().connection_lost(error)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -231,14 +204,14 @@ class IngestSMTP(SMTP):
         rules: see ingest/data.py); a fifth of ingest's CPU went to the line loop."""
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
-        assert self.envelope is not None
+        assert self.session is not None and self.envelope is not None
         if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
+            await self.push(NEED_RCPT)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(DATA_SYNTAX)
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self.push(GO_AHEAD)
         spool = self.event_handler.spool(self.session, self.envelope)
         try:
             await self._receive_content(spool)
@@ -278,7 +251,7 @@ class IngestSMTP(SMTP):
         self._reset_timeout(self.data_timeout)
         status = await self._call_handler_hook("DATA", spool)
         self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd left it unannotated
-        await self.push("250 OK" if status is MISSING else status)
+        await self.push(DATA_OK if status is MISSING else status)
 
     auth_offered = False  # HELP lists a command only when its `when` attribute is true
 
@@ -343,180 +316,3 @@ class IngestSMTP(SMTP):
         self.send_held()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(reply.encode() + b"\r\n")  # type: ignore[attr-defined]  # aiosmtpd types it BaseTransport: a Transport
-
-
-class Ingest:
-    """Everything one ingest process runs."""
-
-    def __init__(self, settings: Settings, domain: str, ledger: Ledger, salt: bytes,
-                 tls_context: ssl.SSLContext | None, sealer: Sealer | None = None) -> None:
-        self.settings = settings
-        self.domain = domain
-        self.ledger = ledger
-        self.salt = salt
-        self.tls_context = tls_context
-        self.pause = PauseState()
-        self.sessions: set[IngestSMTP] = set()
-        self.publisher = EventPublisher(settings.redis_url)
-        self.handler = IngestHandler(domain, settings.maildir, ledger, self.pause,
-                                     self.publisher, settings.max_recipients, settings.fsync,
-                                     sealer)
-
-    def protocol(self) -> IngestSMTP:
-        settings = self.settings
-        return IngestSMTP(
-            self.handler, ledger=self.ledger, pause=self.pause, salt=self.salt,
-            data_timeout=settings.data_timeout, sessions=self.sessions,
-            junk_limit=settings.junk_command_limit, lifetime=settings.lifetime(),
-            hostname=self.domain, ident="ESMTP", data_size_limit=settings.max_message_size,
-            enable_SMTPUTF8=True, tls_context=self.tls_context, require_starttls=False,
-            auth_exclude_mechanism=["LOGIN", "PLAIN"],  # no AUTH: anyone may write to us
-            timeout=settings.command_timeout,
-            proxy_protocol_timeout=settings.proxy_timeout if settings.proxy_protocol else None)
-
-    async def serve(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        self.publisher.start()
-        tasks = [loop.create_task(self._poll_pause()), loop.create_task(self._rescan())]
-        server = await loop.create_server(self.protocol().fresh, sock=sock)
-        log.info("event=listening pid=%d", os.getpid())
-        await stop.wait()
-        server.close()  # stop accepting; sessions in progress stay for the moment
-        self.handler.shutting_down = True  # no new write starts...
-        await self.handler.idle.wait()  # ...and those in flight finish and are answered
-        for session in list(self.sessions):
-            session.tell(SHUTTING_DOWN)
-            if session.transport is not None:
-                session.transport.close()
-        for task in tasks:
-            task.cancel()
-        self.publisher.stop()
-        log.info("event=stopped pid=%d", os.getpid())
-
-    async def _poll_pause(self) -> None:
-        # One retry at once: a pooled connection from before a Redis restart fails its first
-        # command; that is no outage (the events thread's client does the same by default).
-        client = redis.asyncio.Redis.from_url(
-            self.settings.redis_url, socket_timeout=1, socket_connect_timeout=1,
-            retry=Retry(NoBackoff(), 1), retry_on_error=[redis.ConnectionError])
-        while True:
-            began = time.monotonic()
-            try:
-                paused = bool(await client.exists(PAUSED_KEY))
-            except (redis.RedisError, OSError) as error:
-                self.publisher.outage.down(error, began)  # the pause state stays as it was
-            else:
-                self.publisher.outage.up()
-                if paused != self.pause.paused:
-                    log.info("event=%s", "paused" if paused else "resumed")
-                self.pause.paused = paused
-            await asyncio.sleep(PAUSE_POLL_SECONDS)
-
-    async def _rescan(self) -> None:
-        """The owner fetches mail away: bring the stored counters back to the disk's."""
-        while True:
-            await asyncio.sleep(self.settings.quota_rescan_interval)
-            self.ledger.rescan(lambda: maildir.scan(self.settings.maildir))
-
-
-def listening_socket(listen: str, reuse_port: bool) -> socket.socket:
-    host, port = Settings.hostport(listen)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # With the protocol named, accepted sockets carry it and asyncio turns Nagle off for
-    # them (it checks sock.proto): else every multi-line reply waits for a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-def peers_share_one_circuit(settings: Settings) -> bool:
-    """Without tor's PROXY header every connection counts as one circuit: harmless for a
-    loopback listener (tests, one local tor), not for one that others can reach."""
-    if settings.proxy_protocol:
-        return False
-    host, _ = Settings.hostport(settings.ingest_listen)
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a name: "localhost", or a container's name in the stack
-        return host.lower() != "localhost"
-
-
-def warn_if_shared(settings: Settings) -> None:
-    if peers_share_one_circuit(settings):
-        log.warning("event=proxy_protocol_off detail=\"every peer shares one circuit's"
-                    " limits: set ONIONPOST_PROXY_PROTOCOL=true behind tor\"")
-
-
-def prepare(settings: Settings) -> tuple[str, ssl.SSLContext | None]:
-    """Start-up work done once, before any worker: domain, Maildir, crash leftovers, TLS."""
-    domain = settings.onion_domain()
-    maildir.ensure(settings.maildir)
-    leftovers = maildir.clean_tmp(settings.maildir)
-    if leftovers:
-        log.warning("event=tmp_cleaned files=%d", leftovers)
-    if settings.tls == "off":
-        return domain, None
-    if settings.tls_cert and settings.tls_key:
-        cert, key = settings.tls_cert, settings.tls_key
-    else:
-        cert, key = tls.ensure_self_signed(Path(settings.maildir).parent / "tls", domain)
-    return domain, tls.server_context(cert, key, settings.tls_min)
-
-
-def run(settings: Settings) -> int:
-    domain, tls_context = prepare(settings)
-    sealer = Sealer.from_settings(settings)  # fails closed: a key unfit to encrypt to stops us
-    limits = Limits(settings.max_sessions, settings.circuit_max_sessions,
-                    settings.circuit_messages_per_minute, settings.max_messages,
-                    settings.max_bytes)
-    ledger = Ledger.shared(limits)
-    ledger.rescan(lambda: maildir.scan(settings.maildir))
-    salt = secrets.token_bytes(16)
-    sock = listening_socket(settings.ingest_listen, reuse_port=False)
-    log.info("event=start workers=%d tls=%s proxy=%s", settings.ingest_workers,
-             settings.tls, settings.proxy_protocol)
-    warn_if_shared(settings)
-    # What start-up made lives as long as the process: keep the collector from walking it
-    # again and again (and forked workers from copying its pages by touching them).
-    gc.freeze()
-
-    def work() -> None:
-        asyncio.run(Ingest(settings, domain, ledger, salt, tls_context, sealer).serve(sock))
-
-    if settings.ingest_workers == 1:
-        work()
-        return 0
-    return _run_workers(work, settings.ingest_workers)
-
-
-def _run_workers(work: Any, count: int) -> int:
-    """Pre-fork: the children share the listening socket and the ledger's memory."""
-    context = multiprocessing.get_context("fork")
-
-    def child() -> None:
-        die_with_parent()
-        work()
-
-    workers = [context.Process(target=child, name=f"ingest-{n}") for n in range(count)]
-    for worker in workers:
-        worker.start()
-
-    def forward(signum: int, _frame: object) -> None:
-        for worker in workers:
-            if worker.pid and worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for worker in workers:
-        worker.join()
-    return max((worker.exitcode or 0 for worker in workers), default=0)
-

@@ -15,7 +15,7 @@ import redis
 from rq import Retry
 
 from onionpost import worker
-from onionpost.notifier.notices import Notice
+from onionpost.events import Notice
 from onionpost.notifier.ntfy import Ntfy, NtfyRejectedError, NtfyUnavailableError
 
 log = logging.getLogger("onionpost.notifier")

@@ -1,36 +1,17 @@
-"""What we tell the owner: one Notice per event, rendered from counts and limits only."""
+"""What we tell the owner: one Notice (events.py) per event, rendered from counts and limits
+only."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from onionpost.events import Notice
 from onionpost.maildir import Usage
 
 # ntfy priorities (https://docs.ntfy.sh/publish/#message-priority) and tags (emoji names).
 URGENT, HIGH, DEFAULT, LOW = 5, 4, 3, 2
 SUMMARY_LINES = 3
 SUMMARY_FIELD_CHARS = 40
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One ntfy message. `id` makes it idempotent: the notifier posts each id once."""
-
-    id: str
-    kind: str
-    title: str
-    message: str
-    priority: int
-    tags: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Notice:
-        return cls(str(data["id"]), str(data["kind"]), str(data["title"]), str(data["message"]),
-                   int(data["priority"]), [str(tag) for tag in data.get("tags", [])])
 
 
 @dataclass(frozen=True)

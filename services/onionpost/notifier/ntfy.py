@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from onionpost.notifier.notices import Notice
+from onionpost.events import Notice
 
 CONNECT_TIMEOUT = 5.0
 TOPIC = re.compile(r"^[-_A-Za-z0-9]{1,64}$")  # what ntfy accepts as a topic name

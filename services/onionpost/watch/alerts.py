@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from onionpost.notifier.notices import DEFAULT, HIGH, URGENT, Notice
+from onionpost.events import Notice
+from onionpost.notifier.notices import DEFAULT, HIGH, URGENT
 
 STAGE_TEXT = {
     "descriptor": "its descriptor could not be fetched from the directories",

@@ -9,7 +9,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 import stem
@@ -17,10 +16,9 @@ from rq import Queue
 from stem.control import Controller
 
 from onionpost import events, maildir, tor
+from onionpost.events import Notice
 from onionpost.exits import EX_OK
-from onionpost.guardian.jobs import FAILURE_TTL, NOTICE_RESULT_TTL, PUBLISH_JOB
 from onionpost.guardian.state import read_pause
-from onionpost.notifier.notices import Notice
 from onionpost.settings import ConfigError, Settings
 from onionpost.watch import alerts, episode, publication, state
 from onionpost.watch.episode import Decision, Episode  # the field `episode` hides the module
@@ -143,7 +141,7 @@ class Watch:
                 pipe.multi()  # rq's enqueue(pipeline=) wants MULTI already open
                 state.record(pipe, new_state, result, fields)
                 for notice in notices:
-                    enqueue_notice(self.connection, notice, pipe)
+                    events.publish_notice(self.connection, notice, pipe)
                 pipe.execute()
             self._stack_metrics()
         except redis.RedisError as error:
@@ -165,13 +163,6 @@ class Watch:
                         result.stage, result.detail, decision.state.failures)
         if heal_text:
             log.warning("event=heal result=%r", heal_text)
-
-
-def enqueue_notice(connection: redis.Redis, notice: Notice, pipe: Any) -> None:
-    """As the guardian does: the notifier posts each notice id once."""
-    events.queue(events.NOTIFY_QUEUE, connection).enqueue(
-        PUBLISH_JOB, notice.to_dict(), pipeline=pipe, result_ttl=NOTICE_RESULT_TTL,
-        failure_ttl=FAILURE_TTL, description=f"notice {notice.kind} {notice.id}")
 
 
 def utc(epoch: float) -> str:
