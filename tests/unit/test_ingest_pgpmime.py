@@ -74,13 +74,29 @@ def test_split_header() -> None:
 
 
 BLOCK = ARMORED.replace(b"\n", b"\r\n")
+PGP_MIME_PARTS = (b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"
+                  b"--x\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+                  b"\r\n--x\r\nContent-Type: application/octet-stream\r\n\r\n" + BLOCK +
+                  b"\r\n--x--\r\n")
 
 
 @pytest.mark.parametrize(("message", "expected"), [
     (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
-     b"boundary=x\r\n\r\n--x--\r\n", True),
+     b"boundary=x\r\n\r\n" + PGP_MIME_PARTS, True),
     (b"content-type: Multipart/Encrypted;\r\n\tboundary=x;\r\n"
-     b" PROTOCOL=\"Application/PGP-Encrypted\"\r\n\r\n", True),
+     b" PROTOCOL=\"Application/PGP-Encrypted\"\r\n\r\n" + PGP_MIME_PARTS, True),
+    # Only labelled encrypted: clear text in the parts, beside them, or no parts at all.
+    (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
+     b"boundary=x\r\n\r\n--x--\r\n", False),
+    (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
+     b"boundary=x\r\n\r\n" + PGP_MIME_PARTS.replace(BLOCK, b"my secret\r\n"), False),
+    (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
+     b"boundary=x\r\n\r\n" + PGP_MIME_PARTS.replace(BLOCK, BLOCK + b"my secret\r\n"), False),
+    (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
+     b"boundary=x\r\n\r\n" + b"my secret " * 200 + b"\r\n" + PGP_MIME_PARTS, False),
+    (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
+     b"boundary=x\r\n\r\n" + PGP_MIME_PARTS.replace(b"--x--\r\n", b"--x\r\n"
+     b"Content-Type: text/plain\r\n\r\nmy secret\r\n--x--\r\n"), False),
     (b"Content-Type: multipart/encrypted; protocol=\"application/pkcs7-mime\"\r\n\r\n", False),
     (b"Content-Type: multipart/mixed; protocol=\"application/pgp-encrypted\"\r\n\r\n", False),
     (b"Subject: s\r\n\r\n" + BLOCK, True),

@@ -4,6 +4,7 @@ received, with the outer header fields of RFC 9788 (docs/pgp.md). Pure functions
 from __future__ import annotations
 
 import secrets
+from email import message_from_bytes
 from email.message import Message
 
 # In clear outside, copied from the message (first field of each name): what delivery and
@@ -11,6 +12,9 @@ from email.message import Message
 KEPT = (b"from", b"to", b"cc", b"date", b"message-id", b"in-reply-to", b"references")
 HIDDEN_SUBJECT = b"Subject: ...\r\n"
 BEGIN, END = b"-----BEGIN PGP MESSAGE-----", b"-----END PGP MESSAGE-----"
+# What a mail program writes around the two parts ("This is an OpenPGP/MIME encrypted
+# message..."): more text there could be anything, so such a message is wrapped again.
+AROUND_PARTS_LIMIT = 1024
 
 
 def split_header(message: bytes) -> tuple[bytes, bytes]:
@@ -43,7 +47,8 @@ def header_fields(header: bytes) -> dict[bytes, bytes]:
 
 def already_encrypted(message: bytes) -> bool:
     """PGP/MIME (multipart/encrypted, protocol application/pgp-encrypted) or a body that is
-    one inline PGP message: stored as received, not wrapped again."""
+    one inline PGP message: stored as received, not wrapped again. A message that only says
+    it is encrypted (a label on clear text) is not: it is wrapped like any other."""
     header, body = split_header(message)
     content_type = header_fields(header).get(b"content-type")
     if content_type is not None:
@@ -52,9 +57,31 @@ def already_encrypted(message: bytes) -> bool:
                                   .decode("ascii", "replace").strip())
         protocol = str(parsed.get_param("protocol") or "").lower()
         if parsed.get_content_type() == "multipart/encrypted":
-            return protocol == "application/pgp-encrypted"
-    text = body.strip()
+            return protocol == "application/pgp-encrypted" and _pgp_mime_holds_ciphertext(message)
+    return _one_armored_message(body)
+
+
+def _one_armored_message(text: bytes) -> bool:
+    text = text.strip()
     return text.startswith(BEGIN) and text.endswith(END) and text.count(BEGIN) == 1
+
+
+def _pgp_mime_holds_ciphertext(message: bytes) -> bool:
+    """RFC 3156's two parts, the second one armored PGP message, little text around them."""
+    parsed = message_from_bytes(message)
+    parts = parsed.get_payload()
+    if parsed.defects or not isinstance(parts, list) or len(parts) != 2:
+        return False
+    around = len(parsed.preamble or "") + len(parsed.epilogue or "")
+    version, data = parts
+    if not (isinstance(version, Message) and isinstance(data, Message)):
+        return False
+    payload = data.get_payload(decode=True)
+    return (around <= AROUND_PARTS_LIMIT
+            and version.get_content_type() == "application/pgp-encrypted"
+            and str(version.get_payload()).strip().startswith("Version: 1")
+            and data.get_content_type() == "application/octet-stream"
+            and isinstance(payload, bytes) and _one_armored_message(payload))
 
 
 def wrap(message: bytes, armored: bytes, hide_subject: bool) -> list[bytes]:
