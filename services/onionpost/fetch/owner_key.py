@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from onionpost import maildir
 from onionpost.settings import Settings
 from onionpost.tor.client_auth import OwnerKey
 
@@ -17,11 +18,10 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def write_private(path: Path, text: str, like: Path | None = None) -> None:
-    """Write a key file 0600; owned like `like` (tor refuses files it cannot read)."""
+    """Write a key file 0600 (atomically, durably); owned like `like` (tor refuses files
+    it cannot read)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
+    maildir.write_private(path, (text + "\n").encode())
     if like is not None and os.geteuid() == 0:
         owner = like.stat()
         os.chown(path, owner.st_uid, owner.st_gid)
