@@ -136,6 +136,12 @@ class Ledger:
             self._cells[STORED_MSGS] += 1
             self._cells[STORED_BYTES] += size
 
+    def adjust(self, messages: int, size: int) -> None:
+        """Mail that others (fetch, the owner) added or removed since we last looked."""
+        with self._lock:
+            self._cells[STORED_MSGS] = max(0, self._cells[STORED_MSGS] + messages)
+            self._cells[STORED_BYTES] = max(0, self._cells[STORED_BYTES] + size)
+
     def rescan(self, scan: Callable[[], Usage]) -> Usage:
         """Replace the stored counters with a fresh scan of the disk (run under the lock)."""
         with self._lock:

@@ -39,6 +39,7 @@ from onionpost.ingest.handler import (
 )
 from onionpost.ingest.junk import CommandLimits
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
+from onionpost.ingest.mailbox_usage import UsageKeeper
 from onionpost.ingest.spool import SPILL_SIZE, Spool
 from onionpost.settings import Settings
 from onionpost.worker import die_with_parent
@@ -376,7 +377,7 @@ class Ingest:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         self.publisher.start()
-        tasks = [loop.create_task(self._poll_pause()), loop.create_task(self._rescan())]
+        tasks = [loop.create_task(self._poll_pause())]
         server = await loop.create_server(self.protocol().fresh, sock=sock)
         log.info("event=listening pid=%d", os.getpid())
         await stop.wait()
@@ -410,12 +411,6 @@ class Ingest:
                     log.info("event=%s", "paused" if paused else "resumed")
                 self.pause.paused = paused
             await asyncio.sleep(PAUSE_POLL_SECONDS)
-
-    async def _rescan(self) -> None:
-        """The owner fetches mail away: bring the stored counters back to the disk's."""
-        while True:
-            await asyncio.sleep(self.settings.quota_rescan_interval)
-            self.ledger.rescan(lambda: maildir.scan(self.settings.maildir))
 
 
 def listening_socket(listen: str, reuse_port: bool) -> socket.socket:
@@ -473,7 +468,8 @@ def run(settings: Settings) -> int:
                     settings.circuit_messages_per_minute, settings.max_messages,
                     settings.max_bytes)
     ledger = Ledger.shared(limits)
-    ledger.rescan(lambda: maildir.scan(settings.maildir))
+    usage = UsageKeeper(settings.maildir, ledger, settings.quota_rescan_interval)
+    usage.reconcile()
     salt = secrets.token_bytes(16)
     sock = listening_socket(settings.ingest_listen, reuse_port=False)
     log.info("event=start workers=%d tls=%s proxy=%s", settings.ingest_workers,
@@ -487,12 +483,13 @@ def run(settings: Settings) -> int:
         asyncio.run(Ingest(settings, domain, ledger, salt, tls_context).serve(sock))
 
     if settings.ingest_workers == 1:
+        usage.start()
         work()
         return 0
-    return _run_workers(work, settings.ingest_workers)
+    return _run_workers(work, settings.ingest_workers, usage.start)
 
 
-def _run_workers(work: Any, count: int) -> int:
+def _run_workers(work: Any, count: int, then: Any) -> int:
     """Pre-fork: the children share the listening socket and the ledger's memory."""
     context = multiprocessing.get_context("fork")
 
@@ -503,6 +500,7 @@ def _run_workers(work: Any, count: int) -> int:
     workers = [context.Process(target=child, name=f"ingest-{n}") for n in range(count)]
     for worker in workers:
         worker.start()
+    then()  # threads of the parent start after the forks
 
     def forward(signum: int, _frame: object) -> None:
         for worker in workers:
