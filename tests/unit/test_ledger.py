@@ -21,6 +21,7 @@ from onionpost.ingest.ledger import (
     circuit_key,
 )
 from onionpost.maildir import Usage
+from onionpost.quota import Quota
 
 MINUTE = 60_000
 
@@ -28,7 +29,8 @@ MINUTE = 60_000
 def limits(**changes: int) -> Limits:
     values = {"max_sessions": 100, "circuit_max_sessions": 3, "circuit_messages_per_minute": 10,
               "max_messages": 100, "max_bytes": 1_000_000, **changes}
-    return Limits(**values)
+    quota = Quota(values.pop("max_messages"), values.pop("max_bytes"))
+    return Limits(**values, quota=quota)
 
 
 # --- sessions -------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from onionpost.guardian import mailbox, policy, state
 from onionpost.guardian.policy import FloodRule, Plan
 from onionpost.maildir import Usage
 from onionpost.notifier import notices
-from onionpost.notifier.notices import Limits, Notice
+from onionpost.notifier.notices import Notice
+from onionpost.quota import Quota
 from onionpost.settings import Settings
 from onionpost.usage import Tally
 
@@ -33,8 +34,8 @@ NOTICE_RESULT_TTL = 3600
 FAILURE_TTL = 7 * 86_400
 
 
-def limits_of(settings: Settings) -> Limits:
-    return Limits(settings.max_messages, settings.max_bytes, settings.resume_percent)
+def limits_of(settings: Settings) -> Quota:
+    return Quota.of(settings)
 
 
 @dataclass
@@ -54,7 +55,7 @@ class Guardian:
         return self.mailbox_tally().refresh()
 
     @property
-    def limits(self) -> Limits:
+    def limits(self) -> Quota:
         return limits_of(self.settings)
 
     @property

@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from onionpost.maildir import Usage
+from onionpost.quota import Quota
 
 # Global cells.
 SESSIONS, STORED_MSGS, STORED_BYTES, RESERVED_MSGS, RESERVED_BYTES = range(5)
@@ -29,8 +30,7 @@ class Limits:
     max_sessions: int
     circuit_max_sessions: int
     circuit_messages_per_minute: int
-    max_messages: int
-    max_bytes: int
+    quota: Quota
 
 
 class Refusal(str):
@@ -157,7 +157,7 @@ class Ledger:
     def _fits(self, size: int) -> bool:
         messages = self._cells[STORED_MSGS] + self._cells[RESERVED_MSGS] + 1
         total = self._cells[STORED_BYTES] + self._cells[RESERVED_BYTES] + size
-        return messages <= self.limits.max_messages and total <= self.limits.max_bytes
+        return self.limits.quota.allows(messages, total)
 
     # --- circuit table --------------------------------------------------------------
     def _slot(self, key: int, now_ms: int) -> int | None:

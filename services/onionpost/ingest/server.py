@@ -41,6 +41,7 @@ from onionpost.ingest.junk import CommandLimits
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
 from onionpost.ingest.mailbox_usage import UsageKeeper
 from onionpost.ingest.spool import SPILL_SIZE, Spool
+from onionpost.quota import Quota
 from onionpost.settings import Settings
 from onionpost.worker import die_with_parent
 
@@ -465,8 +466,7 @@ def prepare(settings: Settings) -> tuple[str, ssl.SSLContext | None]:
 def run(settings: Settings) -> int:
     domain, tls_context = prepare(settings)
     limits = Limits(settings.max_sessions, settings.circuit_max_sessions,
-                    settings.circuit_messages_per_minute, settings.max_messages,
-                    settings.max_bytes)
+                    settings.circuit_messages_per_minute, Quota.of(settings))
     ledger = Ledger.shared(limits)
     usage = UsageKeeper(settings.maildir, ledger, settings.quota_rescan_interval)
     usage.reconcile()
