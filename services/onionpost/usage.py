@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inotify_simple import INotify, flags
+from inotify_simple import INotify, flags  # type: ignore[import-untyped]  # no hints shipped
 
 from onionpost import maildir
 from onionpost.maildir import Usage
@@ -205,9 +205,11 @@ class Tally:
         watch.read()  # what happened before the scan is in the scan
         found = census(self.box, time.time() - self.window)
         self.usage, self._arrivals = found.usage, found.arrivals
-        self._add(watch.read(counted=found.names))
+        changes = watch.read(counted=found.names)
+        self._add(changes)
         self.scans += 1
-        self._next_scan = self._clock() + self.reconcile_seconds
+        # inotify lost track during the scan (an overflow in a flood): scan again next time
+        self._next_scan = 0.0 if changes.rescan else self._clock() + self.reconcile_seconds
 
     def _add(self, changes: Changes) -> None:
         self.usage = Usage(max(0, self.usage.messages + changes.messages),

@@ -174,7 +174,7 @@ class NameNotDurableError(Exception):
 
 
 # Given the rename of tmp/name into new/name, runs it (ingest: under its quota lock).
-Commit = Callable[[Callable[[], None]], None]
+Commit = Callable[[Callable[[], object]], None]
 
 
 class FileDelivery:

@@ -24,6 +24,7 @@ class UsageKeeper:
         self.ledger = ledger
         self.reconcile_seconds = reconcile_seconds
         self.watch = MaildirWatch(box, own_deliveries=True)
+        self.stale = False  # inotify lost track during the last scan: scan again soon
 
     def reconcile(self) -> Usage:
         """A full scan into the ledger, under its lock: no delivery of ours runs meanwhile,
@@ -37,6 +38,7 @@ class UsageKeeper:
         self.watch.read()  # what happened before the scan is in the scan
         found = census(self.box, math.inf)
         changes = self.watch.read(counted=found.names)
+        self.stale = changes.rescan
         return Usage(max(0, found.usage.messages + changes.messages),
                      max(0, found.usage.bytes + changes.bytes))
 
@@ -47,7 +49,7 @@ class UsageKeeper:
                 changes = self.watch.read(timeout=max(0.0, due - time.monotonic()))
                 if changes.rescan or time.monotonic() >= due:
                     usage = self.reconcile()
-                    due = time.monotonic() + self.reconcile_seconds
+                    due = time.monotonic() + (1.0 if self.stale else self.reconcile_seconds)
                     log.debug("event=usage_rescan messages=%d", usage.messages)
                 elif changes.messages or changes.bytes:
                     self.ledger.adjust(changes.messages, changes.bytes)
