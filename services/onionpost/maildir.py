@@ -117,17 +117,24 @@ def messages(maildir: Path, folders: tuple[str, ...] = FOLDERS) -> Iterator[Mess
                     yield Message(folder, entry)
 
 
-def scan(maildir: Path) -> Usage:
-    """Messages and bytes in new/ and cur/ (what counts against the quota)."""
-    count = total = 0
+def stored(maildir: Path) -> Iterator[tuple[Message, int]]:
+    """Each message that counts against the quota (a regular file in new/ or cur/) and its
+    size."""
     for message in messages(maildir):
         if not message.is_file():
             continue
         try:
-            total += message.size()
+            yield message, message.size()
         except FileNotFoundError:  # fetched away while we looked
             continue
+
+
+def scan(maildir: Path) -> Usage:
+    """Messages and bytes in new/ and cur/ (what counts against the quota)."""
+    count = total = 0
+    for _, size in stored(maildir):
         count += 1
+        total += size
     return Usage(count, total)
 
 

@@ -55,14 +55,9 @@ def census(box: Path, since: float) -> Census:
     count = total = 0
     arrivals: Counter[int] = Counter()
     names: set[str] = set()
-    for message in maildir.messages(box):
-        if not message.is_file():
-            continue
-        try:
-            total += message.size()
-        except FileNotFoundError:  # fetched away while we looked
-            continue
+    for message, size in maildir.stored(box):
         count += 1
+        total += size
         names.add(f"{message.folder}/{message.name}")
         arrival = message.arrival()
         if arrival is not None and arrival > since:
