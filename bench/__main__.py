@@ -9,6 +9,7 @@ MODULES = [
     "bench.ingest_throughput",
     "bench.hostile",
     "bench.guardian_reaction",
+    "bench.maildir_scale",
     "bench.tor_latency",
     "bench.sendmail_latency",
     "bench.sendmail_startup",

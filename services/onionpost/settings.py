@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     max_messages: int = Field(100, ge=1, description="mailbox quota: messages in new/+cur/")
     max_bytes: ByteSize = Field(300_000_000, description="mailbox quota: bytes in new/+cur/")
     quota_rescan_interval: float = Field(
-        2.0, gt=0, description="seconds between ingest's rescans of the Maildir")
+        600.0, gt=0, description="seconds between full rescans of the Maildir by ingest and "
+        "the guardian (inotify keeps their counts in between; the rescan reconciles)")
     fsync: Literal["group", "file"] = Field(
         "group", description="group: one syncfs per group of messages; file: one fsync each")
     tls: Literal["on", "off"] = Field("on", description="offer STARTTLS (never required)")

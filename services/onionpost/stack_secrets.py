@@ -5,11 +5,11 @@ by `onionpost secrets`."""
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from onionpost import maildir
 from onionpost.exits import ConfigError
 from onionpost.setting_values import REDIS_PASSWORD_FILE
 
@@ -49,20 +49,7 @@ def read(directory: Path, name: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Whole or not at all: written beside, synced, renamed, directory synced."""
-    temporary = path.with_name(f".{path.name}.new")
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    maildir.write_private(path, text.encode(), MODE)
 
 
 def main(argv: list[str], settings: Settings) -> int:

@@ -78,7 +78,7 @@ def test_flood_is_stopped_at_the_limit_with_one_alert_then_resumes_once(
     assert drain(mailbox) == len(stored)
     wait_for(lambda: notices(ntfy, "Mail accepted again"), what="the resume notice")
     wait_for(lambda: greeting(ingest.port) == 220, what="ingest to accept sessions again")
-    # ingest's own quota counter follows the disk every ONIONPOST_QUOTA_RESCAN_INTERVAL
+    # ingest's own quota counter follows the disk (inotify sees the fetch)
     wait_for(lambda: send_one(ingest.port), what="ingest to accept mail again")
     assert len(ingest.messages()) == 1
     settle(redis_url)

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from onionpost.guardian.policy import GUARDIAN, OWNER, FloodRule, Pause, Plan, plan, recent_count
 from onionpost.maildir import Usage
-from onionpost.notifier.notices import DEFAULT, HIGH, URGENT, Limits
+from onionpost.notifier.notices import DEFAULT, HIGH, URGENT
+from onionpost.quota import Quota
 
-LIMITS = Limits(max_messages=100, max_bytes=1_000_000, resume_percent=80)
+LIMITS = Quota(max_messages=100, max_bytes=1_000_000, resume_percent=80)
 RULE = FloodRule(messages=30, seconds=60)
 NOW = 1_800_000_000.0
 BY_GUARDIAN = Pause("messages", GUARDIAN, NOW - 60)
@@ -18,7 +19,7 @@ BY_OWNER = Pause("by hand", OWNER, NOW - 60)
 
 
 def decide(messages: int, size: int = 0, pause: Pause | None = None, flooding: bool = False,
-           recent: int = 0, limits: Limits = LIMITS) -> Plan:
+           recent: int = 0, limits: Quota = LIMITS) -> Plan:
     return plan(Usage(messages, size), pause, flooding, recent, limits, RULE, NOW)
 
 
@@ -62,7 +63,7 @@ def test_a_pause_by_the_owner_is_never_lifted_or_replaced(
 
 @given(st.integers(0, 10**6), st.integers(0, 10**12))
 def test_resume_percent_zero_never_resumes(messages: int, size: int) -> None:
-    limits = Limits(100, 1_000_000, 0)
+    limits = Quota(100, 1_000_000, 0)
     assert not decide(messages, size, BY_GUARDIAN, limits=limits).resume
 
 
@@ -71,7 +72,7 @@ def test_resume_percent_zero_never_resumes(messages: int, size: int) -> None:
 def test_every_decision_is_one_transition_with_at_most_one_notice(
         messages: int, size: int, flooding: bool, recent: int, pause: Pause | None,
         percent: int) -> None:
-    limits = Limits(100, 1_000_000, percent)
+    limits = Quota(100, 1_000_000, percent)
     decision = decide(messages, size, pause, flooding, recent, limits)
     changes = [decision.pause is not None, decision.resume, decision.flood_start,
                decision.flood_continue]

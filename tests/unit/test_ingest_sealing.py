@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidTag
 from tests.support.gpg import GnuPG
 
 from onionpost import maildir
+from onionpost.ingest import delivery as deliveries
 from onionpost.ingest.sealing import EncryptionError, SealedSpool, Sealer, SpillCipher
 from onionpost.pgp_key import OwnerKey
 
@@ -58,7 +59,7 @@ def test_a_small_message_is_sealed_in_memory(
         tmp_dir: str, threads: ThreadPoolExecutor, sealer: Sealer, gpg: GnuPG) -> None:
     message = b"Subject: " + MARKER + b"\r\n\r\n" + MARKER + b"\r\n"
 
-    async def receive() -> maildir.Content:
+    async def receive() -> deliveries.Content:
         spool = SealedSpool(tmp_dir, "ID1", HEADER, threads, sealer)
         spool.add([message])
         await spool.seal()
@@ -80,7 +81,7 @@ def test_a_spilled_message_reaches_tmp_only_encrypted(
     blocks = [b"Subject: s\r\n\r\n"] + [MARKER + bytes([65 + n]) * 70_000 + b"\r\n"
                                         for n in range(4)]
 
-    async def receive() -> tuple[maildir.Content, int]:
+    async def receive() -> tuple[deliveries.Content, int]:
         spool = SealedSpool(tmp_dir, "ID2", HEADER, threads, sealer)
         for block in blocks[:4]:
             await spool.spill([block])
@@ -94,7 +95,7 @@ def test_a_spilled_message_reaches_tmp_only_encrypted(
         return await spool.finish(), spool.size
 
     content, size = asyncio.run(receive())
-    assert isinstance(content, maildir.Written)
+    assert isinstance(content, deliveries.Written)
     assert os.listdir(tmp_dir) == [content.tmp_name]  # the spill file is gone
     stored = Path(tmp_dir, content.tmp_name).read_bytes()
     assert len(stored) == size and stored.startswith(HEADER + b"Subject: ...\r\n")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from onionpost.ingest.controller import Ingest
 from onionpost.ingest.ledger import Ledger, Limits
 from onionpost.ingest.server import PLAIN_ADDRESS, IngestSMTP
+from onionpost.quota import Quota
 from onionpost.settings import Settings
 
 # Deliberately one per process: the handler, its hooks, admission state, configuration.
@@ -26,7 +27,7 @@ IMMUTABLE = (type(None), bool, int, float, str, bytes, tuple, frozenset)
 def sessions(tmp_path: Path, count: int) -> tuple[IngestSMTP, list[IngestSMTP]]:
     """A prototype and `count` copies, made as serve() makes them."""
     config = Settings(maildir=tmp_path / "inbox", tls="off", domain="x.onion")
-    ledger = Ledger.local(Limits(10, 3, 10, 100, 10**6))
+    ledger = Ledger.local(Limits(10, 3, 10, Quota(100, 10**6)))
 
     async def make() -> tuple[IngestSMTP, list[IngestSMTP]]:
         prototype = Ingest(config, "x.onion", ledger, b"salt", None).protocol()

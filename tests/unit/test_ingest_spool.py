@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from onionpost import maildir
+from onionpost.ingest import delivery
 from onionpost.ingest.spool import Spool
 
 HEADER = b"Return-Path: <a@b>\r\n"
@@ -49,7 +50,7 @@ def test_a_spilled_message_is_written_whole_header_first_0600(
         tmp_dir: str, threads: ThreadPoolExecutor) -> None:
     blocks = [bytes([n]) * 70_000 for n in range(5)]
 
-    async def receive() -> maildir.Content:
+    async def receive() -> delivery.Content:
         spool = Spool(tmp_dir, "ID2", HEADER, threads)
         for block in blocks[:4]:
             await spool.spill([block])
@@ -60,7 +61,7 @@ def test_a_spilled_message_is_written_whole_header_first_0600(
         return content
 
     content = asyncio.run(receive())
-    assert isinstance(content, maildir.Written)
+    assert isinstance(content, delivery.Written)
     assert files(tmp_dir) == [content.tmp_name]
     path = Path(tmp_dir, content.tmp_name)
     assert path.read_bytes() == HEADER + b"".join(blocks)
@@ -113,7 +114,7 @@ def test_a_failed_write_is_kept_as_the_error_and_the_file_removed(
 
 def test_a_handed_over_spool_is_left_to_the_delivery(
         tmp_dir: str, threads: ThreadPoolExecutor) -> None:
-    async def deliver() -> maildir.Content:
+    async def deliver() -> delivery.Content:
         spool = Spool(tmp_dir, "ID5", HEADER, threads)
         await spool.spill([b"z" * 70_000])
         spool.hand_over()
@@ -123,5 +124,5 @@ def test_a_handed_over_spool_is_left_to_the_delivery(
 
     content = asyncio.run(deliver())
     threads.shutdown(wait=True)
-    assert isinstance(content, maildir.Written)
+    assert isinstance(content, delivery.Written)
     assert files(tmp_dir) == [content.tmp_name]

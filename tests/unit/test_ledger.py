@@ -14,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from onionpost.ingest.ledger import Ledger, Limits, circuit_key
 from onionpost.ingest.replies import CIRCUIT_BUSY, CIRCUIT_RATE, MAILBOX_FULL, TOO_MANY_SESSIONS
 from onionpost.maildir import Usage
+from onionpost.quota import Quota
 
 MINUTE = 60_000
 
@@ -21,7 +22,8 @@ MINUTE = 60_000
 def limits(**changes: int) -> Limits:
     values = {"max_sessions": 100, "circuit_max_sessions": 3, "circuit_messages_per_minute": 10,
               "max_messages": 100, "max_bytes": 1_000_000, **changes}
-    return Limits(**values)
+    quota = Quota(values.pop("max_messages"), values.pop("max_bytes"))
+    return Limits(**values, quota=quota)
 
 
 # --- sessions -------------------------------------------------------------------------

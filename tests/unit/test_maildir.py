@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from onionpost import maildir
-from onionpost.maildir import DirectorySync, Usage
+from onionpost.ingest.delivery import DirectorySync
+from onionpost.maildir import Usage
 
 NAME = re.compile(r"\A(\d+)\.M(\d+)R([0-9A-F]{12})\.onionpost,S=(\d+)\Z")
 

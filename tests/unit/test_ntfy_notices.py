@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from onionpost.events import Notice
 from onionpost.maildir import Usage
 from onionpost.notifier import notices
-from onionpost.notifier.notices import Limits
+from onionpost.quota import Quota
 
-LIMITS = Limits(100, 300_000_000, 80)
+LIMITS = Quota(100, 300_000_000, 80)
 USAGE = Usage(42, 12_345_678)
 
 
@@ -35,7 +35,7 @@ def test_kinds_priorities_and_tags() -> None:
 
 def test_paused_says_how_mail_comes_back() -> None:
     assert "80 messages and 240 MB" in notices.paused("p", USAGE, LIMITS).message
-    manual = notices.paused("p", USAGE, Limits(100, 300_000_000, 0)).message
+    manual = notices.paused("p", USAGE, Quota(100, 300_000_000, 0)).message
     assert "onionpost resume" in manual
 
 

@@ -12,7 +12,7 @@ import pytest
 from tests.support.net import free_port
 
 from onionpost.exits import CommandError
-from onionpost.owner.durable import write_file
+from onionpost.owner.join import write_file
 from onionpost.owner.registry import (
     LOCK_FILE,
     OwnerAccess,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onionpost.fetch.protocol import Entry, check_name
-from onionpost.maildir import ensure, fsync_dir
+from onionpost.maildir import ensure, fsync_dir, messages, write_private
 
 LOCK_NAME = ".onionpost-fetch.lock"
 RECORD_NAME = ".onionpost-fetched"
@@ -92,13 +92,7 @@ class LocalMaildir:
 
     def present(self) -> dict[str, Path]:
         """unique name -> file, for every message in new/ and cur/."""
-        found: dict[str, Path] = {}
-        for sub in ("new", "cur"):
-            with contextlib.suppress(FileNotFoundError), os.scandir(self.root / sub) as scan:
-                for item in scan:
-                    if not item.name.startswith("."):
-                        found[item.name.partition(":")[0]] = Path(item.path)
-        return found
+        return {message.unique: Path(message.path) for message in messages(self.root)}
 
     def start(self, entry: Entry) -> Delivery:
         check_name(entry.name)  # the name decides the path: checked here too, whoever called
@@ -221,9 +215,7 @@ class FetchRecord:
         kept = {unique: fp for unique, fp in known.items() if unique in still_on_server}
         if len(kept) == len(known):
             return
-        tmp = self.path.with_name(RECORD_NAME + ".new")
-        _write_synced(tmp, _lines(kept), os.O_TRUNC)
-        os.rename(tmp, self.path)
+        write_private(self.path, _lines(kept))
 
 
 def _lines(records: dict[str, Fingerprint]) -> bytes:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from onionpost import maildir
 from onionpost.exits import EX_IOERR, EX_OK, EX_PROTOCOL, EX_UNAVAILABLE
 from onionpost.fetch import protocol
 from onionpost.fetch.protocol import Entry, ProtocolError
@@ -22,26 +23,23 @@ from onionpost.settings import Settings
 CHUNK = 1 << 16
 
 
-def list_maildir(maildir: Path) -> tuple[list[Entry], int]:
-    """Every message in new/ then cur/, oldest name first; and how many names we skip."""
-    entries: list[Entry] = []
+def list_maildir(box: Path) -> tuple[list[Entry], int]:
+    """Every message in new/ then cur/, oldest name first; and how many names we skip.
+    Sizes from stat, not from ,S=: DEL compares them with the file itself."""
+    found: list[Entry] = []
     skipped = 0
-    for sub in ("new", "cur"):
-        found = []
-        with os.scandir(maildir / sub) as scan:
-            for item in scan:
-                if item.name.startswith("."):
-                    continue
-                name = f"{sub}/{item.name}"
-                if not protocol.is_valid_name(name) or not item.is_file(follow_symlinks=False):
-                    skipped += 1
-                    continue
-                try:
-                    found.append(Entry(name, item.stat(follow_symlinks=False).st_size))
-                except FileNotFoundError:
-                    continue
-        entries += sorted(found, key=lambda entry: entry.name)
-    return entries, skipped
+    for message in maildir.messages(box):
+        name = f"{message.folder}/{message.name}"
+        if not protocol.is_valid_name(name) or not message.is_file():
+            skipped += 1
+            continue
+        try:
+            found.append(Entry(name, message.entry.stat(follow_symlinks=False).st_size))
+        except FileNotFoundError:
+            continue
+    order = {folder: number for number, folder in enumerate(maildir.FOLDERS)}
+    found.sort(key=lambda entry: (order[entry.name.partition("/")[0]], entry.name))
+    return found, skipped
 
 
 def _sha256(fd: int, size: int, copy_to: Callable[[bytes], object] | None = None) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from onionpost import maildir, worker
+from onionpost import worker
 from onionpost.events import (
     EVENTS_QUEUE,
     FAILURE_TTL,
@@ -30,24 +30,36 @@ from onionpost.guardian import mailbox, policy, state
 from onionpost.guardian.policy import FloodRule, Plan
 from onionpost.maildir import Usage
 from onionpost.notifier import notices
-from onionpost.notifier.notices import Limits
+from onionpost.quota import Quota
 from onionpost.settings import Settings
+from onionpost.usage import Tally
 
 log = logging.getLogger("onionpost.guardian")
 
 
 
-def limits_of(settings: Settings) -> Limits:
-    return Limits(settings.max_messages, settings.max_bytes, settings.resume_percent)
+def limits_of(settings: Settings) -> Quota:
+    return Quota.of(settings)
 
 
 @dataclass
 class Guardian:
     settings: Settings
     connection: redis.Redis
+    tally: Tally | None = None  # this process's view of the Maildir, made on first use
+
+    def mailbox_tally(self) -> Tally:
+        if self.tally is None:
+            self.tally = Tally(self.settings.maildir, self.settings.flood_seconds,
+                               self.settings.quota_rescan_interval)
+        return self.tally
+
+    def usage(self) -> Usage:
+        """The Maildir's usage now: O(changes since the last look), not O(mailbox)."""
+        return self.mailbox_tally().refresh()
 
     @property
-    def limits(self) -> Limits:
+    def limits(self) -> Quota:
         return limits_of(self.settings)
 
     @property
@@ -77,9 +89,8 @@ class Guardian:
 
     def _plan(self, pipe: Any) -> tuple[Plan, Usage]:
         now = time.time()
-        usage = maildir.scan(self.settings.maildir)
-        recent = policy.recent_count(mailbox.arrivals(self.settings.maildir), now,
-                                     self.settings.flood_seconds)
+        usage = self.usage()
+        recent = self.mailbox_tally().recent(now)
         pause = state.read_pause(pipe)
         flooding = bool(pipe.exists(state.FLOOD_KEY))
         decision = policy.plan(usage, pause, flooding, recent, self.limits, self.flood_rule, now)
@@ -127,7 +138,7 @@ class Guardian:
         if count:
             summaries = (self._summaries([state.text(n) for n in names])
                          if self.settings.notify_new_mail == "summary" else None)
-            usage = maildir.scan(self.settings.maildir)
+            usage = self.usage()
             self.enqueue_notice(notices.new_mail(f"newmail-{window}", count, usage,
                                                  self.limits, summaries))
         return count

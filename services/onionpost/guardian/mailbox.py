@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from email.errors import MessageError
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
 
-# Maildir names start with the delivery time in seconds ("1732540000.M123R4.host,S=9").
-_ARRIVAL = re.compile(r"^(\d{9,11})\.")
+from onionpost import maildir
+
 HEADER_BYTES = 32_768
 # The longest From or Subject value handed to the email parser: its address parser is
 # quadratic on some input (a 32 KB From took 5.9 s; 512 characters take tens of ms, see
@@ -27,32 +26,20 @@ HIDDEN_SUBJECT = "..."
 SUBJECT_HIDDEN = "(subject hidden: encrypted)"
 
 
-def arrivals(maildir: Path) -> list[float]:
+def arrivals(box: Path) -> list[float]:
     """Delivery times of the messages in new/ and cur/, from their names (no stat)."""
-    times: list[float] = []
-    for sub in ("new", "cur"):
-        try:
-            names = os.listdir(maildir / sub)
-        except FileNotFoundError:
-            continue
-        for name in names:
-            match = _ARRIVAL.match(name)
-            if match:
-                times.append(float(match.group(1)))
-    return times
+    return [float(arrival) for message in maildir.messages(box)
+            if (arrival := message.arrival()) is not None]
 
 
-def find(maildir: Path, name: str) -> Path | None:
+def find(box: Path, name: str) -> Path | None:
     """A message by its delivery name: in new/, or in cur/ with flags added by a reader."""
     if "/" in name or name.startswith("."):
         return None
-    if (maildir / "new" / name).is_file():
-        return maildir / "new" / name
-    try:
-        return next((maildir / "cur" / entry for entry in os.listdir(maildir / "cur")
-                     if entry == name or entry.startswith(name + ":")), None)
-    except FileNotFoundError:
-        return None
+    if (box / "new" / name).is_file():
+        return box / "new" / name
+    return next((Path(message.path) for message in maildir.messages(box, ("cur",))
+                 if message.name == name or message.name.startswith(name + ":")), None)
 
 
 def sender_and_subject(path: Path) -> tuple[str, str]:

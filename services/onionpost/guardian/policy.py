@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from onionpost.events import Notice
 from onionpost.maildir import Usage
 from onionpost.notifier import notices
-from onionpost.notifier.notices import Limits
+from onionpost.quota import Quota
 
 GUARDIAN, OWNER = "guardian", "owner"
 
@@ -70,17 +70,13 @@ class Plan:
         return "flood" if self.flood_start else "ok"
 
 
-def limit_reached(usage: Usage, limits: Limits) -> str | None:
+def limit_reached(usage: Usage, limits: Quota) -> str | None:
     """'messages' or 'bytes' when the mailbox is full on that count (ingest then refuses
     every message anyway: pausing makes it refuse at the greeting, cheaply)."""
-    if usage.messages >= limits.max_messages:
-        return "messages"
-    if usage.bytes >= limits.max_bytes:
-        return "bytes"
-    return None
+    return limits.reached(usage)
 
 
-def under_resume_marks(usage: Usage, limits: Limits) -> bool:
+def under_resume_marks(usage: Usage, limits: Quota) -> bool:
     """Below the marks and below the limits (a mark of 100 % must not resume a full box)."""
     return (limits.resume_percent > 0 and usage.messages <= limits.resume_messages
             and usage.bytes <= limits.resume_bytes and limit_reached(usage, limits) is None)
@@ -92,7 +88,7 @@ def recent_count(arrivals: Iterable[float], now: float, seconds: int) -> int:
     return sum(1 for arrival in arrivals if arrival > since)
 
 
-def plan(usage: Usage, pause: Pause | None, flooding: bool, recent: int, limits: Limits,
+def plan(usage: Usage, pause: Pause | None, flooding: bool, recent: int, limits: Quota,
          rule: FloodRule, now: float) -> Plan:
     """The one decision of a recount. `flooding`: a flood episode is already open;
     `recent`: messages that arrived within rule.seconds."""

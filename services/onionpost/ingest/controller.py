@@ -26,10 +26,12 @@ from onionpost.events import PAUSED_KEY
 from onionpost.ingest import tls
 from onionpost.ingest.handler import IngestHandler
 from onionpost.ingest.ledger import Ledger, Limits
+from onionpost.ingest.mailbox_usage import UsageKeeper
 from onionpost.ingest.publisher import EventPublisher
 from onionpost.ingest.replies import SHUTTING_DOWN
 from onionpost.ingest.sealing import Sealer
 from onionpost.ingest.server import IngestSMTP
+from onionpost.quota import Quota
 from onionpost.settings import Settings
 from onionpost.worker import die_with_parent
 
@@ -68,7 +70,7 @@ class Ingest:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         self.publisher.start()
-        tasks = [loop.create_task(self._poll_pause()), loop.create_task(self._rescan())]
+        tasks = [loop.create_task(self._poll_pause())]
         server = await loop.create_server(self.protocol().fresh, sock=sock)
         log.info("event=listening pid=%d", os.getpid())
         await stop.wait()
@@ -102,12 +104,6 @@ class Ingest:
                     log.info("event=%s", "paused" if paused else "resumed")
                 self.handler.paused = paused
             await asyncio.sleep(PAUSE_POLL_SECONDS)
-
-    async def _rescan(self) -> None:
-        """The owner fetches mail away: bring the stored counters back to the disk's."""
-        while True:
-            await asyncio.sleep(self.settings.quota_rescan_interval)
-            self.handler.ledger.rescan(lambda: maildir.scan(self.settings.maildir))
 
 
 def listening_socket(listen: str, reuse_port: bool) -> socket.socket:
@@ -163,10 +159,10 @@ def run(settings: Settings) -> int:
     domain, tls_context = prepare(settings)
     sealer = Sealer.from_settings(settings)  # fails closed: a key unfit to encrypt to stops us
     limits = Limits(settings.max_sessions, settings.circuit_max_sessions,
-                    settings.circuit_messages_per_minute, settings.max_messages,
-                    settings.max_bytes)
+                    settings.circuit_messages_per_minute, Quota.of(settings))
     ledger = Ledger.shared(limits)
-    ledger.rescan(lambda: maildir.scan(settings.maildir))
+    usage = UsageKeeper(settings.maildir, ledger, settings.quota_rescan_interval)
+    usage.reconcile()
     salt = secrets.token_bytes(16)
     sock = listening_socket(settings.ingest_listen, reuse_port=False)
     log.info("event=start workers=%d tls=%s proxy=%s", settings.ingest_workers,
@@ -180,12 +176,13 @@ def run(settings: Settings) -> int:
         asyncio.run(Ingest(settings, domain, ledger, salt, tls_context, sealer).serve(sock))
 
     if settings.ingest_workers == 1:
+        usage.start()
         work()
         return 0
-    return _run_workers(work, settings.ingest_workers)
+    return _run_workers(work, settings.ingest_workers, usage.start)
 
 
-def _run_workers(work: Any, count: int) -> int:
+def _run_workers(work: Any, count: int, then: Any) -> int:
     """Pre-fork: the children share the listening socket and the ledger's memory."""
     context = multiprocessing.get_context("fork")
 
@@ -196,6 +193,7 @@ def _run_workers(work: Any, count: int) -> int:
     workers = [context.Process(target=child, name=f"ingest-{n}") for n in range(count)]
     for worker in workers:
         worker.start()
+    then()  # threads of the parent start after the forks
 
     def forward(signum: int, _frame: object) -> None:
         for worker in workers:

@@ -18,6 +18,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from onionpost import maildir
 from onionpost.events import MessageStored
+from onionpost.ingest import delivery
 from onionpost.ingest.junk import PATH_LIMIT
 from onionpost.ingest.ledger import Ledger, circuit_key
 from onionpost.ingest.publisher import EventPublisher
@@ -73,7 +74,7 @@ class IngestHandler:
         self.paused = False
         self.publisher = publisher
         self.max_recipients = max_recipients
-        self.delivery = maildir.delivery(fsync_mode, maildir_path)
+        self.delivery = delivery.delivery(fsync_mode, maildir_path)
         self.tmp_dir = f"{maildir_path}/tmp/"
         # Spilled messages' writes (see Spool), apart from the group commit's thread.
         self.spool_threads = ThreadPoolExecutor(SPOOL_THREADS, thread_name_prefix="spool")
@@ -199,14 +200,14 @@ class IngestHandler:
             try:
                 content = await spool.finish()
             except OSError as error:
-                raise maildir.NotStoredError("write", error) from error
+                raise delivery.NotStoredError("write", error) from error
             await self.delivery.deliver(name, content,
                                         lambda move: self.ledger.commit(size, move))
-        except maildir.NotStoredError as failure:
+        except delivery.NotStoredError as failure:
             self.ledger.release(size)
             log.error("event=%s_failed error=%s", failure.stage, error_name(failure.error))
             return WRITE_FAILED
-        except maildir.NameNotDurableError as failure:
+        except delivery.NameNotDurableError as failure:
             # The file is whole in new/ but its name may not be durable: ask for a retry
             # (a possible duplicate beats a possible loss).
             log.error("event=dir_fsync_failed error=%s", error_name(failure.error))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from onionpost.ingest.replies import CIRCUIT_BUSY, CIRCUIT_RATE, MAILBOX_FULL, TOO_MANY_SESSIONS
 from onionpost.maildir import Usage
+from onionpost.quota import Quota
 
 # Global cells.
 SESSIONS, STORED_MSGS, STORED_BYTES, RESERVED_MSGS, RESERVED_BYTES = range(5)
@@ -30,8 +31,7 @@ class Limits:
     max_sessions: int
     circuit_max_sessions: int
     circuit_messages_per_minute: int
-    max_messages: int
-    max_bytes: int
+    quota: Quota
 
 
 Refusal = str  # an SMTP reply explaining why something was refused (see replies.py)
@@ -130,6 +130,12 @@ class Ledger:
             self._cells[STORED_MSGS] += 1
             self._cells[STORED_BYTES] += size
 
+    def adjust(self, messages: int, size: int) -> None:
+        """Mail that others (fetch, the owner) added or removed since we last looked."""
+        with self._lock:
+            self._cells[STORED_MSGS] = max(0, self._cells[STORED_MSGS] + messages)
+            self._cells[STORED_BYTES] = max(0, self._cells[STORED_BYTES] + size)
+
     def rescan(self, scan: Callable[[], Usage]) -> Usage:
         """Replace the stored counters with a fresh scan of the disk (run under the lock)."""
         with self._lock:
@@ -145,7 +151,7 @@ class Ledger:
     def _fits(self, size: int) -> bool:
         messages = self._cells[STORED_MSGS] + self._cells[RESERVED_MSGS] + 1
         total = self._cells[STORED_BYTES] + self._cells[RESERVED_BYTES] + size
-        return messages <= self.limits.max_messages and total <= self.limits.max_bytes
+        return self.limits.quota.allows(messages, total)
 
     # --- circuit table --------------------------------------------------------------
     def _slot(self, key: int, now_ms: int) -> int | None:

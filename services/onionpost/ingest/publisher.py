@@ -60,6 +60,8 @@ class EventPublisher:
         self._backlog = backlog
         self._pending: collections.deque[MessageStored] = collections.deque()
         self._stopping = threading.Event()
+        self._wake = threading.Event()  # set by publish() only while the thread is idle
+        self._idle = False
         self._thread = threading.Thread(target=self._run, name="events", daemon=True)
         self.outage = Outage()
 
@@ -72,21 +74,38 @@ class EventPublisher:
         # behind, drop: the guardian's sweep sees the mail on disk anyway.
         if len(self._pending) < self._backlog:
             self._pending.append(event)
+            if self._idle:  # the thread sleeps until told: once per burst, not per message
+                self._idle = False
+                self._wake.set()
 
     def stop(self, timeout: float = 3.0) -> None:
         self._stopping.set()
+        self._wake.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
         events_queue = queue(EVENTS_QUEUE, connect(self._url))
         while True:
             stopping = self._stopping.wait(BATCH_SECONDS)
+            if not self._pending and not stopping:
+                self._sleep_until_published()
+                stopping = self._stopping.is_set()
             while self._pending:
                 count = min(len(self._pending), BATCH_EVENTS)
                 self._send(events_queue,
                            [self._pending.popleft().to_dict() for _ in range(count)])
             if stopping:
                 return
+
+    def _sleep_until_published(self) -> None:
+        """Nothing came for a whole batch: sleep until publish() or stop() wakes us (waking
+        every BATCH_SECONDS for nothing cost an idle ingest 0.4 % of a core). The first
+        event of a burst then goes at once; the rest are batched as before."""
+        self._idle = True
+        if not self._pending:  # publish() appends before it looks at _idle: no lost wake-up
+            self._wake.wait()
+        self._wake.clear()
+        self._idle = False
 
     def _send(self, events_queue: Queue, events: list[dict[str, object]]) -> None:
         began = time.monotonic()

@@ -13,7 +13,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from onionpost import maildir
+from onionpost.ingest import delivery as deliveries
 from onionpost.ingest import pgpmime
 from onionpost.ingest.spool import Spool
 from onionpost.pgp_key import EncryptionError, OwnerKey
@@ -119,12 +119,12 @@ class SealedSpool(Spool):
             self._seal_memory()
         self._sealed = True
 
-    async def finish(self) -> maildir.Content:
+    async def finish(self) -> deliveries.Content:
         if not self._sealed:  # a bug, never a reason to store plaintext
             raise OSError(errno.EIO, "message not sealed")
         if self.tmp_name is None:
             return await super().finish()
-        return maildir.Written(self.tmp_name)
+        return deliveries.Written(self.tmp_name)
 
     def _write(self, parts: list[bytes]) -> None:
         if self._cipher is None:  # writes of one spool run one at a time

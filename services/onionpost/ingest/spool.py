@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import Executor
 
 from onionpost import maildir
+from onionpost.ingest import delivery
 
 # A message whose content passes this is written to tmp/ as it arrives; a smaller one stays
 # in memory until its end and is written by the group commit in one go (the fast path).
@@ -66,7 +67,7 @@ class Spool:
         """The delivery owns the tmp/ file from now on: discard() leaves it alone."""
         self._owned = False
 
-    async def finish(self) -> maildir.Content:
+    async def finish(self) -> delivery.Content:
         """The whole message for the delivery (after hand_over): the parts of a small one,
         or the spilled file written to its end and closed. Raises OSError (the file
         removed) if the last write fails."""
@@ -79,7 +80,7 @@ class Spool:
             self._owned = True  # nobody else will remove it
             self.discard()
             raise
-        return maildir.Written(self.tmp_name)
+        return delivery.Written(self.tmp_name)
 
     def discard(self) -> None:
         """Drop the message: remove its tmp/ file, after a write still running. Idempotent;

@@ -3,30 +3,14 @@ only."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from onionpost.events import Notice
 from onionpost.maildir import Usage
+from onionpost.quota import Quota
 
 # ntfy priorities (https://docs.ntfy.sh/publish/#message-priority) and tags (emoji names).
 URGENT, HIGH, DEFAULT, LOW = 5, 4, 3, 2
 SUMMARY_LINES = 3
 SUMMARY_FIELD_CHARS = 40
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_messages: int
-    max_bytes: int
-    resume_percent: int
-
-    @property
-    def resume_messages(self) -> int:
-        return self.max_messages * self.resume_percent // 100
-
-    @property
-    def resume_bytes(self) -> int:
-        return self.max_bytes * self.resume_percent // 100
 
 
 def size_text(size: int) -> str:
@@ -39,12 +23,12 @@ def size_text(size: int) -> str:
     return f"{value:.0f} {unit}" if unit == "B" or value.is_integer() else f"{value:.1f} {unit}"
 
 
-def usage_text(usage: Usage, limits: Limits) -> str:
+def usage_text(usage: Usage, limits: Quota) -> str:
     return (f"{usage.messages} of {limits.max_messages} messages, "
             f"{size_text(usage.bytes)} of {size_text(limits.max_bytes)}")
 
 
-def paused(notice_id: str, usage: Usage, limits: Limits) -> Notice:
+def paused(notice_id: str, usage: Usage, limits: Quota) -> Notice:
     if limits.resume_percent:
         after = (f"Mail is accepted again once the mailbox is down to "
                  f"{limits.resume_messages} messages and {size_text(limits.resume_bytes)}: "
@@ -56,13 +40,13 @@ def paused(notice_id: str, usage: Usage, limits: Limits) -> Notice:
                   f"Senders are told to try again later. {after}", URGENT, ["warning"])
 
 
-def resumed(notice_id: str, usage: Usage, limits: Limits) -> Notice:
+def resumed(notice_id: str, usage: Usage, limits: Quota) -> Notice:
     return Notice(notice_id, "resumed", "Mail accepted again",
                   f"The mailbox is below its resume mark ({usage_text(usage, limits)}).",
                   DEFAULT, ["white_check_mark"])
 
 
-def flood(notice_id: str, recent: int, seconds: int, usage: Usage, limits: Limits) -> Notice:
+def flood(notice_id: str, recent: int, seconds: int, usage: Usage, limits: Quota) -> Notice:
     return Notice(notice_id, "flood", "Unusual amount of mail",
                   f"{recent} messages arrived within {seconds} seconds "
                   f"({usage_text(usage, limits)}). Mail is still accepted.",
@@ -75,7 +59,7 @@ def one_line(text: str, limit: int = SUMMARY_FIELD_CHARS) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
-def new_mail(notice_id: str, count: int, usage: Usage, limits: Limits,
+def new_mail(notice_id: str, count: int, usage: Usage, limits: Quota,
              summaries: list[tuple[str, str]] | None = None) -> Notice:
     """count mode: "3 new messages" and the mailbox usage, nothing from the mail itself.
     summary mode (summaries given): also the sender address and the start of the subject of

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import stem
 
+from onionpost import maildir
 from onionpost.exits import EX_CANTCREAT, EX_NOINPUT, EX_OK, CommandError
-from onionpost.owner.durable import write_file
 from onionpost.owner.invitation import Invitation, parse
 from onionpost.settings import Settings
 from onionpost.tor import control
@@ -55,6 +55,12 @@ def _read_input(file: Path | None) -> str:
         return file.read_text() if file is not None else sys.stdin.read()
     except OSError as error:
         raise CommandError(EX_NOINPUT, f"{file}: {error.strerror}") from None
+
+
+
+def write_file(path: Path, text: str, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    maildir.write_private(path, text.encode(), mode)
 
 
 # --- the client authorization key -----------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from onionpost import maildir
 from onionpost.exits import (
     EX_CANTCREAT,
     EX_DATAERR,
@@ -23,7 +24,6 @@ from onionpost.exits import (
     EX_USAGE,
     CommandError,
 )
-from onionpost.owner.durable import remove_file, write_file
 from onionpost.tor.client_auth import OwnerKey, service_id
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
@@ -111,7 +111,8 @@ class OwnerAccess:
                 os.chown(self.clients, owner.st_uid, owner.st_gid)
         lock = self.clients / LOCK_FILE
         if not lock.exists():
-            write_file(lock, OwnerKey.generate().service_line() + "\n", like=self.onion_dir)
+            maildir.write_private(lock, OwnerKey.generate().service_line().encode() + b"\n",
+                                  like=self.onion_dir)
 
     def owners(self) -> list[Owner]:
         added = {path.name.removesuffix(".auth"): _mtime(path)
@@ -130,8 +131,8 @@ class OwnerAccess:
                 lines = [*self._key_lines(), ssh_key_line(command, ssh_key, name)]
                 self._write_keys(lines)
             key = OwnerKey.generate()
-            write_file(self.clients / f"{name}.auth", key.service_line() + "\n",
-                       like=self.onion_dir)
+            maildir.write_private(self.clients / f"{name}.auth",
+                                  key.service_line().encode() + b"\n", like=self.onion_dir)
             return key
 
     def remove(self, name: str) -> None:
@@ -142,7 +143,7 @@ class OwnerAccess:
             kept = [line for line in lines if (_line_owner(line) or ("",))[0] != name]
             if len(kept) != len(lines):
                 self._write_keys(kept)
-            removed_auth = remove_file(self.clients / f"{name}.auth")
+            removed_auth = maildir.remove_durably(self.clients / f"{name}.auth")
         if not removed_auth and len(kept) == len(lines):
             raise CommandError(EX_NOUSER, f"no owner {name!r} (onionpost owner list shows them)")
 
@@ -186,8 +187,8 @@ class OwnerAccess:
     def _write_keys(self, lines: list[str]) -> None:
         # sshd (non-root, StrictModes) reads it: public keys, so 0644, owned like its dir.
         self.ssh_keys.parent.mkdir(parents=True, exist_ok=True)
-        write_file(self.ssh_keys, "".join(f"{line}\n" for line in lines), mode=0o644,
-                   like=self.ssh_keys.parent)
+        maildir.write_private(self.ssh_keys, "".join(f"{line}\n" for line in lines).encode(),
+                              mode=0o644, like=self.ssh_keys.parent)
 
 
 def _mtime(path: Path) -> datetime:

@@ -5,15 +5,13 @@ edits it; `add --key FILE` also imports the key into the owner's GnuPG keyring."
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from onionpost import onion
+from onionpost import maildir, onion
 from onionpost.exits import (
     EX_CANTCREAT,
     EX_DATAERR,
@@ -111,13 +109,7 @@ def save(path: Path, book: AddressBook) -> None:
     """Write atomically, readable by the owner only (who one writes to is private)."""
     path = path.expanduser()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".contacts.",
-                                     encoding="utf-8", delete=False) as handle:
-        handle.write(book.render())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(handle.name, 0o600)
-    os.replace(handle.name, path)
+    maildir.write_private(path, book.render().encode("utf-8"))
 
 
 def main(argv: list[str], settings: Settings) -> int:
