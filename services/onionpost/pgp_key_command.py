@@ -4,10 +4,10 @@ ingest checks it (`import`), or show which key that is (`show`)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from onionpost import maildir
 from onionpost.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_USAGE, CommandError
 from onionpost.pgp_key import OwnerKey
 from onionpost.settings import ConfigError, Settings
@@ -45,7 +45,7 @@ def main(argv: list[str], settings: Settings) -> int:
     except ConfigError as error:
         raise CommandError(EX_DATAERR, str(error)) from None
     try:
-        write_durably(target, key.armored())
+        maildir.write_private(target, key.armored(), mode=0o644)  # a public key
     except OSError as error:
         raise CommandError(EX_CANTCREAT, f"cannot write {target}: {error.strerror}") from None
     print(f"key {key.fingerprint} stored in {target}; ingest reads it at its start "
@@ -58,26 +58,3 @@ def _target(path: Path | None, settings: Settings) -> Path:
     if target is None:
         raise CommandError(EX_CONFIG, "no ONIONPOST_PGP_KEY: say where with --to/--key")
     return target
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    """Whole or not at all, the old key kept until the new one is safe: written beside,
-    synced, renamed over, directory synced. Readable by all: it is a public key."""
-    temporary = path.with_name(f".{path.name}.new")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
-    os.rename(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

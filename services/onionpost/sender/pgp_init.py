@@ -4,11 +4,10 @@ and its public half in a file for the server (`onionpost pgp-key import` encrypt
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from onionpost import maildir
 from onionpost.exits import EX_CANTCREAT, EX_OK, EX_USAGE, CommandError
 from onionpost.sender import keyring
 from onionpost.sender.neomutt import own_address
@@ -63,12 +62,6 @@ def _write(path: Path, data: bytes) -> None:
     """Atomically: a half-written key file copied to the server would be refused there."""
     path = path.expanduser()
     try:
-        with tempfile.NamedTemporaryFile(dir=path.parent or ".", prefix=".owner-key.",
-                                         delete=False) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
+        maildir.write_private(path, data, mode=0o644)
     except OSError as error:
         raise CommandError(EX_CANTCREAT, f"cannot write {path}: {error.strerror}") from None
