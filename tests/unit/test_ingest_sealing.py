@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from tests.support.gpg import GnuPG
 
-from onionpost import maildir
 from onionpost.ingest import delivery as deliveries
 from onionpost.ingest.sealing import EncryptionError, SealedSpool, Sealer, SpillCipher
 from onionpost.pgp_key import OwnerKey
@@ -32,19 +30,6 @@ def gpg(tmp_path_factory: pytest.TempPathFactory) -> GnuPG:
 @pytest.fixture
 def sealer(gpg: GnuPG) -> Sealer:
     return Sealer(OwnerKey.parse(gpg.export("owner@x.onion"), "owner.asc"), hide_subject=True)
-
-
-@pytest.fixture
-def tmp_dir(tmp_path: Path) -> str:
-    maildir.ensure(tmp_path)
-    return f"{tmp_path}/tmp/"
-
-
-@pytest.fixture
-def threads() -> Iterator[ThreadPoolExecutor]:
-    executor = ThreadPoolExecutor(2)
-    yield executor
-    executor.shutdown(wait=True)
 
 
 def payload(stored: bytes, gpg: GnuPG) -> bytes:

@@ -6,30 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from onionpost import maildir
 from onionpost.ingest import delivery
 from onionpost.ingest.spool import Spool
 
 HEADER = b"Return-Path: <a@b>\r\n"
-
-
-@pytest.fixture
-def tmp_dir(tmp_path: Path) -> str:
-    maildir.ensure(tmp_path)
-    return f"{tmp_path}/tmp/"
-
-
-@pytest.fixture
-def threads() -> Iterator[ThreadPoolExecutor]:
-    executor = ThreadPoolExecutor(2)
-    yield executor
-    executor.shutdown(wait=True)
 
 
 def files(tmp_dir: str) -> list[str]:
