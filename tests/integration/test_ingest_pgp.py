@@ -343,3 +343,19 @@ def test_big_messages_waiting_to_be_sealed_are_not_timed_out(
         attack.close()
     assert [reply[:3] for reply in replies] == [b"250"] * 6
     assert len(ingest.messages()) == 6
+
+
+def test_a_deeply_nested_encrypted_label_is_stored_encrypted(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG) -> None:
+    # 3000 nested multiparts under multipart/encrypted, 180 KB: the check that it was
+    # already encrypted recursed per level on the event loop until RecursionError.
+    nested = b"".join(b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (n, n + 1)
+                      for n in range(3000))
+    sent = (b"Subject: " + SUBJECT_MARKER + b"\r\nContent-Type: multipart/encrypted;"
+            b" protocol=\"application/pgp-encrypted\"; boundary=b0\r\n\r\n" + nested + MARKER
+            + b"\r\n")
+    ingest = start_ingest(pgp_key=owner_key)
+    send(ingest, sent)
+    stored = only_stored(ingest)
+    assert MARKER not in stored and SUBJECT_MARKER not in stored
+    assert decrypted(gpg, stored) == sent

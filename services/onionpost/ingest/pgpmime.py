@@ -15,6 +15,14 @@ BEGIN, END = b"-----BEGIN PGP MESSAGE-----", b"-----END PGP MESSAGE-----"
 # What a mail program writes around the two parts ("This is an OpenPGP/MIME encrypted
 # message..."): more text there could be anything, so such a message is wrapped again.
 AROUND_PARTS_LIMIT = 1024
+# Only a message of RFC 3156's shape reaches the email package, which recurses once per
+# nested multipart (RecursionError at ~1000) and is linear or worse (quadratic in the
+# parameters of a field) in everything else: a Content-Type of a few short lines; a body
+# with at most five lines that start with "--" (three delimiters, the armor's BEGIN and
+# END); outside the armor block, room for the text around the parts and their headers.
+CONTENT_TYPE_LIMIT = 1024
+DASH_LINES_LIMIT = 5
+OUTSIDE_ARMOR_LIMIT = 4 * AROUND_PARTS_LIMIT
 
 
 def split_header(message: bytes) -> tuple[bytes, bytes]:
@@ -51,13 +59,14 @@ def already_encrypted(message: bytes) -> bool:
     it is encrypted (a label on clear text) is not: it is wrapped like any other."""
     header, body = split_header(message)
     content_type = header_fields(header).get(b"content-type")
-    if content_type is not None:
+    if content_type is not None and len(content_type) <= CONTENT_TYPE_LIMIT:
         parsed = Message()
         parsed["Content-Type"] = (content_type.partition(b":")[2].replace(b"\r\n", b"")
                                   .decode("ascii", "replace").strip())
         protocol = str(parsed.get_param("protocol") or "").lower()
         if parsed.get_content_type() == "multipart/encrypted":
-            return protocol == "application/pgp-encrypted" and _pgp_mime_holds_ciphertext(message)
+            return (protocol == "application/pgp-encrypted" and _pgp_mime_shaped(body)
+                    and _pgp_mime_holds_ciphertext(content_type + b"\r\n" + body))
     return _one_armored_message(body)
 
 
@@ -66,8 +75,17 @@ def _one_armored_message(text: bytes) -> bool:
     return text.startswith(BEGIN) and text.endswith(END) and text.count(BEGIN) == 1
 
 
+def _pgp_mime_shaped(body: bytes) -> bool:
+    """Cheap bounds (bytes methods only) that RFC 3156's body keeps: see DASH_LINES_LIMIT."""
+    begin, end = body.find(BEGIN), body.rfind(END)
+    outside = begin + len(body) - end - len(END)
+    return (0 <= begin < end and outside <= OUTSIDE_ARMOR_LIMIT
+            and body.startswith(b"--") + body.count(b"\n--") <= DASH_LINES_LIMIT)
+
+
 def _pgp_mime_holds_ciphertext(message: bytes) -> bool:
-    """RFC 3156's two parts, the second one armored PGP message, little text around them."""
+    """RFC 3156's two parts, the second one armored PGP message, little text around them.
+    `message`: the Content-Type field and the body (no other field: they are not needed)."""
     parsed = message_from_bytes(message)
     parts = parsed.get_payload()
     if parsed.defects or not isinstance(parts, list) or len(parts) != 2:
