@@ -22,6 +22,8 @@ from tests.support.servers import IngestProcess
 from tests.support.smtp import RawSMTP, session_until_data
 from tests.support.unfinished_data import CHUNK_LINE, UnfinishedData, memory_kb
 
+from onionpost.pgp_key import MAX_RECIPIENTS
+
 OWNER = "owner@example.onion"
 MARKER = b"zq-secret-7341"  # in every subject and body sent here, never anywhere in clear
 SUBJECT_MARKER = b"subject-zq-9157"
@@ -235,7 +237,11 @@ def broken_keys(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     keys.revoke(revoked)
     keys.make_key("signonly@x", "ed25519", "sign")
     keys.make_key("secret@x")
-    files = {"expired": (keys.export("expired@x"), "expired on 2020-01-02"),
+    many = keys.make_key("many@x")
+    for _ in range(MAX_RECIPIENTS):  # with the first: one more than allowed
+        keys.run("--quick-add-key", many, "cv25519", "encr", "never")
+    files = {"many-subkeys": (keys.export("many@x"), "subkeys that may encrypt"),
+             "expired": (keys.export("expired@x"), "expired on 2020-01-02"),
              "revoked": (keys.export("revoked@x"), "is revoked"),
              "sign-only": (keys.export("signonly@x"), "cannot encrypt"),
              "secret": (keys.export_secret("secret@x"), "holds a secret key"),
