@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 from tests.integration.conftest import RCPT, files_in, split_trace
+from tests.integration.test_ingest_durability import tiny_disk  # noqa: F401 (a fixture)
 from tests.support.gpg import PAST, GnuPG
 from tests.support.net import wait_for
 from tests.support.servers import IngestProcess
@@ -365,3 +366,54 @@ def test_a_deeply_nested_encrypted_label_is_stored_encrypted(
     stored = only_stored(ingest)
     assert MARKER not in stored and SUBJECT_MARKER not in stored
     assert decrypted(gpg, stored) == sent
+
+
+def nothing_in_clear(ingest: IngestProcess) -> None:
+    """No file under the Maildir holds the marker; tmp/ is empty once ingest is done."""
+    wait_for(lambda: files_in(ingest.maildir / "tmp") == [], what="tmp/ to be emptied")
+    for path in ingest.maildir.rglob("*"):
+        assert not path.is_file() or MARKER not in path.read_bytes(), path
+
+
+def test_a_full_disk_while_sealing_answers_452_and_keeps_nothing(
+        tiny_disk: Path, start_ingest: Callable[..., IngestProcess],  # noqa: F811
+        owner_key: Path) -> None:
+    # The spill (~600 KB, AES) fits on the 1 MB disk; the sealed file written beside it
+    # (~800 KB armored) does not.
+    ingest = start_ingest(pgp_key=owner_key, maildir=tiny_disk)
+    with RawSMTP(ingest.port, timeout=60) as client:
+        client.greeting()
+        session_until_data(client, RCPT)
+        client.send(message(MARKER + b"\r\n" + CHUNK_LINE * (600_000 // len(CHUNK_LINE)))
+                    + b".\r\n")
+        reply = client.reply()
+        assert reply is not None and (reply.code, reply.enhanced) == (452, "4.3.1")
+    assert ingest.messages() == []
+    nothing_in_clear(ingest)
+    assert "event=write_failed error=ENOSPC" in ingest.logs()
+    send(ingest, message())  # and the next one is taken
+    assert len(ingest.messages()) == 1
+
+
+@pytest.mark.parametrize("how", ["hang-up", "sigterm"])
+def test_an_end_of_data_cut_while_sealing_leaves_nothing_in_clear(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG,
+        how: str) -> None:
+    ingest = start_ingest(pgp_key=owner_key, max_message_size=10 * MB)
+    sent = message(CHUNK_LINE * (9 * MB // len(CHUNK_LINE)))
+    client = RawSMTP(ingest.port, timeout=60)
+    client.greeting()
+    session_until_data(client, RCPT)
+    client.send(sent + b".\r\n")  # sealing 9 MB takes a while: cut into it
+    if how == "hang-up":
+        client.close()
+    else:
+        assert ingest.stop() == 0
+        reply = client.reply()
+        client.close()
+        stored = ingest.messages()
+        # Stored and answered 250, or neither: never a 250 without the message on disk.
+        assert (reply is not None and reply.code == 250) == bool(stored), (reply, stored)
+        if stored:
+            assert decrypted(gpg, stored[0].read_bytes()).endswith(CHUNK_LINE)
+    nothing_in_clear(ingest)
