@@ -189,3 +189,20 @@ def test_a_huge_header_section_is_read_up_to_a_limit() -> None:
     late = b"X: y\r\n" * 200_000 + b"From: late@x\r\nSubject: s\r\n\r\nbody\r\n"
     stored = b"".join(wrap(late, ARMORED, hide_subject=True))
     assert b"late@x" not in stored and b"Subject" not in stored  # inside only
+
+
+def test_a_big_pgp_mime_message_is_recognised_without_reading_its_armor() -> None:
+    # The email package read the armor line by line: 0.5 s for 10 MB in the sealing thread.
+    def pgp_mime(lines: int) -> bytes:
+        block = BEGIN_LINE + b"wV4DABC\r\n" * lines + b"=abcd\r\n-----END PGP MESSAGE-----\r\n"
+        return LABEL.replace(b"b0", b"x") + b"\r\n" + PGP_MIME_PARTS.replace(BLOCK, block)
+
+    assert already_encrypted(pgp_mime(100_000)) is True
+    assert calls_made(pgp_mime(100_000)) < calls_made(pgp_mime(100)) + 100
+    # A part hidden inside the armor block still counts as a part (clear text: wrapped).
+    hidden = BEGIN_LINE + b"wV4DABC\r\n--x--\r\nmy secret\r\n-----END PGP MESSAGE-----\r\n"
+    parts = PGP_MIME_PARTS.replace(BLOCK + b"\r\n--x--\r\n", hidden)
+    assert already_encrypted(LABEL.replace(b"b0", b"x") + b"\r\n" + parts) is False
+
+
+BEGIN_LINE = b"-----BEGIN PGP MESSAGE-----\r\n\r\n"

@@ -70,7 +70,7 @@ def already_encrypted(message: bytes) -> bool:
         protocol = str(parsed.get_param("protocol") or "").lower()
         if parsed.get_content_type() == "multipart/encrypted":
             return (protocol == "application/pgp-encrypted" and _pgp_mime_shaped(body)
-                    and _pgp_mime_holds_ciphertext(content_type + b"\r\n" + body))
+                    and _pgp_mime_holds_ciphertext(content_type + b"\r\n" + _skeleton(body)))
     return _one_armored_message(body)
 
 
@@ -85,6 +85,17 @@ def _pgp_mime_shaped(body: bytes) -> bool:
     outside = begin + len(body) - end - len(END)
     return (0 <= begin < end and outside <= OUTSIDE_ARMOR_LIMIT
             and body.startswith(b"--") + body.count(b"\n--") <= DASH_LINES_LIMIT)
+
+
+def _skeleton(body: bytes) -> bytes:
+    """The body with its armor block emptied: the email package reads 10 MB of armor line by
+    line in Python (0.5 s, 4 times the encryption of as much) but needs only the parts'
+    shape. The block holds no line starting with "--" but its END line (_pgp_mime_shaped
+    counted all of them), so no delimiter hides in it; else it is left whole."""
+    begin, end = body.find(BEGIN), body.rfind(END) + len(END)
+    if body.count(b"\n--", begin, end) != 1 or body.count(BEGIN, begin, end) != 1:
+        return body
+    return body[:begin] + BEGIN + b"\r\n" + END + body[end:]
 
 
 def _pgp_mime_holds_ciphertext(message: bytes) -> bool:
