@@ -254,6 +254,8 @@ def broken_keys(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         path.write_bytes(data)
         result[name] = (path, says)
     result["missing"] = (tmp_path / "nowhere.asc", "cannot read the OpenPGP key")
+    # Read whole before: memory without end (MemoryError and a traceback under a limit).
+    result["endless"] = (Path("/dev/zero"), "more than 1000000 bytes")
     unreadable = tmp_path / "unreadable.asc"
     unreadable.write_bytes(files["sign-only"][0])
     unreadable.chmod(0)
