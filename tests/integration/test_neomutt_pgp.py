@@ -142,8 +142,10 @@ def test_neomutt_signs_every_message_and_encrypts_to_a_contact_with_a_key(
         owner: Owner, frank: GnuPG, start_ingest: Callable[..., IngestProcess],
         tmp_path: Path) -> None:
     receiver = start_ingest(maildir=tmp_path / "theirs" / "inbox", domain=THEIRS)
-    frank.make_key(f"frank@{THEIRS}")
-    (tmp_path / "frank.asc").write_bytes(frank.export(f"frank@{THEIRS}"))
+    # His key names another address: only the config's crypt-hook (quoted, an anchored
+    # regex) binds it to frank@, neomutt's opportunistic search would not find it.
+    frank.make_key("Frank <frank@elsewhere.example>")
+    (tmp_path / "frank.asc").write_bytes(frank.export("frank@elsewhere.example"))
     owner.onionpost("contacts", "add", "frank", f"frank@{THEIRS}", "--key",
                     str(tmp_path / "frank.asc"))
     owner.onionpost("contacts", "add", "bob", f"bob@{THEIRS}")  # no key: signed only
