@@ -67,6 +67,9 @@ set autocrypt = no
 set crypt_verify_sig = yes
 # Encrypted to every recipient whose key is known (contacts add --key), else signed only.
 set crypt_opportunistic_encrypt = yes
+# Only keys bound by a crypt-hook (contacts add --key) or ones you certified: a contact's
+# key file can carry user ids naming anyone, and they must not be taken for them.
+set crypt_opportunistic_encrypt_strong_keys = yes
 set crypt_reply_encrypt = yes
 set crypt_reply_sign_encrypted = yes
 set pgp_self_encrypt = yes
