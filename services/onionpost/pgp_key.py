@@ -11,6 +11,11 @@ import pysequoia
 from onionpost.settings import ConfigError
 
 _PROBE = b"probe"
+MAX_KEY_BYTES = 1_000_000  # a public key with many signatures is tens of KB
+# Each message is encrypted once per valid encryption subkey (a PKESK each, ~0.1 ms of
+# CPU holding the GIL and ~100 bytes): a key with thousands of them would make every small
+# message cost a second. A real key has one, a few while rotating.
+MAX_RECIPIENTS = 8
 
 
 class EncryptionError(Exception):
@@ -31,9 +36,12 @@ class OwnerKey:
     def load(cls, path: Path) -> OwnerKey:
         """The key in `path` (armored or binary); ConfigError saying what is wrong with it."""
         try:
-            data = path.read_bytes()
+            with path.open("rb") as file:  # not read_bytes: /dev/zero by mistake never ends
+                data = file.read(MAX_KEY_BYTES + 1)
         except OSError as error:
             raise ConfigError(f"{path}: cannot read the OpenPGP key ({error.strerror})") from None
+        if len(data) > MAX_KEY_BYTES:
+            raise ConfigError(f"{path}: more than {MAX_KEY_BYTES} bytes, not an OpenPGP key")
         return cls.parse(data, str(path))
 
     @classmethod
@@ -53,9 +61,15 @@ class OwnerKey:
             raise ConfigError(f"{origin}: key {key.fingerprint} expired on "
                               f"{cert.expiration:%Y-%m-%d}")
         try:
-            key.encrypt(_PROBE)
+            probe = key.encrypt(_PROBE)
         except EncryptionError as error:
             raise ConfigError(f"{origin}: key {key.fingerprint} cannot encrypt: {error}") from None
+        recipients = sum(packet.tag == pysequoia.packet.Tag.PKESK
+                         for packet in pysequoia.packet.PacketPile.from_bytes(probe))
+        if recipients > MAX_RECIPIENTS:
+            raise ConfigError(f"{origin}: key {key.fingerprint} has {recipients} subkeys that may"
+                              f" encrypt (at most {MAX_RECIPIENTS}): every message would be"
+                              " encrypted to each; expire or remove the unused ones")
         return key
 
     def expired(self) -> bool:

@@ -9,10 +9,8 @@ from pathlib import Path
 
 from onionpost import maildir
 from onionpost.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_USAGE, CommandError
-from onionpost.pgp_key import OwnerKey
+from onionpost.pgp_key import MAX_KEY_BYTES, OwnerKey
 from onionpost.settings import ConfigError, Settings
-
-MAX_KEY_BYTES = 1_000_000  # a public key with many signatures is tens of KB
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -16,11 +16,14 @@ from pathlib import Path
 import pytest
 import redis
 from tests.integration.conftest import RCPT, files_in, split_trace
+from tests.integration.test_ingest_durability import tiny_disk  # noqa: F401 (a fixture)
 from tests.support.gpg import PAST, GnuPG
 from tests.support.net import wait_for
 from tests.support.servers import IngestProcess
 from tests.support.smtp import RawSMTP, session_until_data
 from tests.support.unfinished_data import CHUNK_LINE, UnfinishedData, memory_kb
+
+from onionpost.pgp_key import MAX_RECIPIENTS
 
 OWNER = "owner@example.onion"
 MARKER = b"zq-secret-7341"  # in every subject and body sent here, never anywhere in clear
@@ -235,7 +238,11 @@ def broken_keys(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     keys.revoke(revoked)
     keys.make_key("signonly@x", "ed25519", "sign")
     keys.make_key("secret@x")
-    files = {"expired": (keys.export("expired@x"), "expired on 2020-01-02"),
+    many = keys.make_key("many@x")
+    for _ in range(MAX_RECIPIENTS):  # with the first: one more than allowed
+        keys.run("--quick-add-key", many, "cv25519", "encr", "never")
+    files = {"many-subkeys": (keys.export("many@x"), "subkeys that may encrypt"),
+             "expired": (keys.export("expired@x"), "expired on 2020-01-02"),
              "revoked": (keys.export("revoked@x"), "is revoked"),
              "sign-only": (keys.export("signonly@x"), "cannot encrypt"),
              "secret": (keys.export_secret("secret@x"), "holds a secret key"),
@@ -247,6 +254,8 @@ def broken_keys(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         path.write_bytes(data)
         result[name] = (path, says)
     result["missing"] = (tmp_path / "nowhere.asc", "cannot read the OpenPGP key")
+    # Read whole before: memory without end (MemoryError and a traceback under a limit).
+    result["endless"] = (Path("/dev/zero"), "more than 1000000 bytes")
     unreadable = tmp_path / "unreadable.asc"
     unreadable.write_bytes(files["sign-only"][0])
     unreadable.chmod(0)
@@ -343,3 +352,70 @@ def test_big_messages_waiting_to_be_sealed_are_not_timed_out(
         attack.close()
     assert [reply[:3] for reply in replies] == [b"250"] * 6
     assert len(ingest.messages()) == 6
+
+
+def test_a_deeply_nested_encrypted_label_is_stored_encrypted(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG) -> None:
+    # 3000 nested multiparts under multipart/encrypted, 180 KB: the check that it was
+    # already encrypted recursed per level on the event loop until RecursionError.
+    nested = b"".join(b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (n, n + 1)
+                      for n in range(3000))
+    sent = (b"Subject: " + SUBJECT_MARKER + b"\r\nContent-Type: multipart/encrypted;"
+            b" protocol=\"application/pgp-encrypted\"; boundary=b0\r\n\r\n" + nested + MARKER
+            + b"\r\n")
+    ingest = start_ingest(pgp_key=owner_key)
+    send(ingest, sent)
+    stored = only_stored(ingest)
+    assert MARKER not in stored and SUBJECT_MARKER not in stored
+    assert decrypted(gpg, stored) == sent
+
+
+def nothing_in_clear(ingest: IngestProcess) -> None:
+    """No file under the Maildir holds the marker; tmp/ is empty once ingest is done."""
+    wait_for(lambda: files_in(ingest.maildir / "tmp") == [], what="tmp/ to be emptied")
+    for path in ingest.maildir.rglob("*"):
+        assert not path.is_file() or MARKER not in path.read_bytes(), path
+
+
+def test_a_full_disk_while_sealing_answers_452_and_keeps_nothing(
+        tiny_disk: Path, start_ingest: Callable[..., IngestProcess],  # noqa: F811
+        owner_key: Path) -> None:
+    # The spill (~600 KB, AES) fits on the 1 MB disk; the sealed file written beside it
+    # (~800 KB armored) does not.
+    ingest = start_ingest(pgp_key=owner_key, maildir=tiny_disk)
+    with RawSMTP(ingest.port, timeout=60) as client:
+        client.greeting()
+        session_until_data(client, RCPT)
+        client.send(message(MARKER + b"\r\n" + CHUNK_LINE * (600_000 // len(CHUNK_LINE)))
+                    + b".\r\n")
+        reply = client.reply()
+        assert reply is not None and (reply.code, reply.enhanced) == (452, "4.3.1")
+    assert ingest.messages() == []
+    nothing_in_clear(ingest)
+    assert "event=write_failed error=ENOSPC" in ingest.logs()
+    send(ingest, message())  # and the next one is taken
+    assert len(ingest.messages()) == 1
+
+
+@pytest.mark.parametrize("how", ["hang-up", "sigterm"])
+def test_an_end_of_data_cut_while_sealing_leaves_nothing_in_clear(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG,
+        how: str) -> None:
+    ingest = start_ingest(pgp_key=owner_key, max_message_size=10 * MB)
+    sent = message(CHUNK_LINE * (9 * MB // len(CHUNK_LINE)))
+    client = RawSMTP(ingest.port, timeout=60)
+    client.greeting()
+    session_until_data(client, RCPT)
+    client.send(sent + b".\r\n")  # sealing 9 MB takes a while: cut into it
+    if how == "hang-up":
+        client.close()
+    else:
+        assert ingest.stop() == 0
+        reply = client.reply()
+        client.close()
+        stored = ingest.messages()
+        # Stored and answered 250, or neither: never a 250 without the message on disk.
+        assert (reply is not None and reply.code == 250) == bool(stored), (reply, stored)
+        if stored:
+            assert decrypted(gpg, stored[0].read_bytes()).endswith(CHUNK_LINE)
+    nothing_in_clear(ingest)

@@ -16,6 +16,8 @@ from tests.integration.test_ingest_pgp import decrypted, encrypted_part
 from tests.support.gpg import GnuPG
 from tests.support.servers import IngestProcess
 
+from onionpost.pgp_key import MAX_RECIPIENTS
+
 
 def pgp_key(*args: str, data: bytes = b"", key: Path | None = None
             ) -> subprocess.CompletedProcess[str]:
@@ -32,6 +34,9 @@ def gpg(tmp_path_factory: pytest.TempPathFactory) -> GnuPG:
     keys.make_key("first@example.onion")
     keys.make_key("second@example.onion")
     keys.make_key("signonly@example.onion", "ed25519", "sign")
+    many = keys.make_key("many@example.onion")
+    for _ in range(MAX_RECIPIENTS):  # one more than allowed: every message ~9 times the work
+        keys.run("--quick-add-key", many, "cv25519", "encr", "never")
     return keys
 
 
@@ -50,14 +55,16 @@ def test_import_stores_a_checked_key_and_show_names_it(gpg: GnuPG, tmp_path: Pat
     ("signonly@example.onion", "cannot encrypt"),
     ("secret", "holds a secret key"),
     ("nothing", "not an OpenPGP public key"),
+    ("many@example.onion", "subkeys that may encrypt"),
+    ("huge", "more than 1000000 bytes"),
 ])
 def test_import_refuses_an_unfit_key_and_keeps_the_old_one(
         gpg: GnuPG, tmp_path: Path, what: str, says: str) -> None:
     target = tmp_path / "owner.asc"
     assert pgp_key("import", data=gpg.export("first@example.onion"), key=target).returncode == 0
     before = target.read_bytes()
-    data = {"secret": gpg.export_secret("first@example.onion"), "nothing": b"hello\n"}.get(
-        what) or gpg.export(what)
+    data = {"secret": gpg.export_secret("first@example.onion"), "nothing": b"hello\n",
+            "huge": b"\x99" * 1_000_001}.get(what) or gpg.export(what)
     result = pgp_key("import", data=data, key=target)
     assert result.returncode == os.EX_DATAERR
     assert result.stderr.count("\n") == 1 and says in result.stderr

@@ -142,8 +142,10 @@ def test_neomutt_signs_every_message_and_encrypts_to_a_contact_with_a_key(
         owner: Owner, frank: GnuPG, start_ingest: Callable[..., IngestProcess],
         tmp_path: Path) -> None:
     receiver = start_ingest(maildir=tmp_path / "theirs" / "inbox", domain=THEIRS)
-    frank.make_key(f"frank@{THEIRS}")
-    (tmp_path / "frank.asc").write_bytes(frank.export(f"frank@{THEIRS}"))
+    # His key names another address: only the config's crypt-hook (quoted, an anchored
+    # regex) binds it to frank@, neomutt's opportunistic search would not find it.
+    frank.make_key("Frank <frank@elsewhere.example>")
+    (tmp_path / "frank.asc").write_bytes(frank.export("frank@elsewhere.example"))
     owner.onionpost("contacts", "add", "frank", f"frank@{THEIRS}", "--key",
                     str(tmp_path / "frank.asc"))
     owner.onionpost("contacts", "add", "bob", f"bob@{THEIRS}")  # no key: signed only
@@ -183,3 +185,26 @@ def test_neomutt_signs_every_message_and_encrypts_to_a_contact_with_a_key(
     assert f"[GNUPG:] VALIDSIG {our_key}".encode() in opened.stderr
     assert BODY.encode() in opened.stdout
     assert f"Subject: {SUBJECT} to frank".encode() in opened.stdout
+
+
+def test_a_contact_key_naming_another_contact_is_not_used_for_them(
+        owner: Owner, frank: GnuPG, start_ingest: Callable[..., IngestProcess],
+        tmp_path: Path) -> None:
+    """frank's key file also carries a user id bob@: mail to bob (no key of his own) must not
+    be encrypted to frank's key, which bob cannot read."""
+    receiver = start_ingest(maildir=tmp_path / "theirs" / "inbox", domain=THEIRS)
+    fingerprint = frank.make_key(f"frank@{THEIRS}")
+    frank.run("--quick-add-uid", fingerprint, f"bob@{THEIRS}")
+    (tmp_path / "frank.asc").write_bytes(frank.export(fingerprint))
+    owner.onionpost("contacts", "add", "frank", f"frank@{THEIRS}", "--key",
+                    str(tmp_path / "frank.asc"))
+    owner.onionpost("contacts", "add", "bob", f"bob@{THEIRS}")
+    editor = tmp_path / "editor"
+    editor.write_text(f'#!/bin/sh\necho "{BODY}" >> "$1"\n')
+    editor.chmod(0o755)
+    with SlowRelay(0.0, {THEIRS: receiver.port}) as relay:
+        owner.env["ONIONPOST_TOR_SOCKS"] = f"127.0.0.1:{relay.port}"
+        terminal = owner.neomutt(f'set editor = "{editor}"\n')
+        neomutt_send(terminal, "bob", f"{SUBJECT} to bob")
+    to_bob = stored_messages(receiver)[f"bob@{THEIRS}"]
+    assert to_bob.get_content_type() == "multipart/signed"

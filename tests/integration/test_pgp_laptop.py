@@ -19,6 +19,7 @@ from onionpost.pgp_key import OwnerKey
 BIN = Path(sys.executable).parent
 OURS = onion.from_public_key(Ed25519PrivateKey.generate().public_key().public_bytes_raw())
 FRANK = f"frank@{onion.from_public_key(bytes(32))}"
+FRANK_PATTERN = '"^' + FRANK.replace(".", "\\\\.") + '\\$"'  # as the config writes it
 # A pinentry as the owner at the keyboard: it answers every GETPIN with one passphrase.
 PINENTRY = """#!/bin/sh
 echo "OK ready"
@@ -171,7 +172,7 @@ def test_contacts_add_key_imports_it_and_binds_the_address(laptop: Laptop, frank
     assert f"fpr:::::::::{fingerprint}:" in laptop.gpg("--with-colons", "--list-keys").stdout
     assert laptop.run("contacts", "list").stdout == f"frank {FRANK} {fingerprint}\n"
     config = laptop.run("neomutt-config").stdout
-    assert f"crypt-hook {FRANK} {fingerprint}\n" in config
+    assert f"crypt-hook {FRANK_PATTERN} {fingerprint}\n" in config
     assert laptop.neomutt_values(config, "crypt_opportunistic_encrypt")
     assert laptop.run("contacts", "add", "frank", FRANK).returncode == 0  # again, no key
     assert "\ncrypt-hook " not in laptop.run("neomutt-config").stdout
@@ -185,7 +186,7 @@ def test_a_key_naming_another_address_is_taken_with_a_note(laptop: Laptop, frank
     added = laptop.run("contacts", "add", "frank", FRANK, "--key", str(key_file))
     assert added.returncode == 0, added.stderr
     assert f"do not name {FRANK}" in added.stderr
-    assert f"crypt-hook {FRANK} {fingerprint}\n" in laptop.run("neomutt-config").stdout
+    assert f"crypt-hook {FRANK_PATTERN} {fingerprint}\n" in laptop.run("neomutt-config").stdout
 
 
 def _broken_keys(keys: GnuPG, tmp_path: Path) -> dict[str, tuple[bytes, str]]:

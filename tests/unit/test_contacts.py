@@ -109,3 +109,24 @@ def test_an_unwritable_book_exits_73_with_one_line(capsys: pytest.CaptureFixture
     code, _, err = run(["add", "frank", FRANK], book, capsys)
     assert code == 73
     assert err.startswith(f"onionpost contacts: cannot write {book}: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("local", ["y;set", 'z"q', "a\\b", "a#b", "a(b)", "a,b", "a:b",
+                                   "a<b>", "a\x01b", "a\x7fb",
+                                   "a\u2028b", "a\x85b"])
+def test_a_local_part_outside_rfc_5322_atext_is_refused(
+        local: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # These reached neomutt's config (`;` starts a command there) and the book (`#` starts
+    # a comment: the saved book no longer loaded).
+    book = tmp_path / "contacts"
+    code, _, err = run(["add", "frank", f"{local}@{new_onion()}"], book, capsys)
+    assert code == 65 and "is not an address" in err, err
+    assert not book.exists()
+
+
+def test_every_atext_character_is_taken_and_the_book_loads_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    address = f"a!$%&'*+/=?^_`{{|}}~.b-9é@{new_onion()}"  # é: RFC 6532
+    book = tmp_path / "contacts"
+    assert run(["add", "odd", address], book, capsys)[0] == 0
+    assert contacts.load(book).lookup("odd") == address

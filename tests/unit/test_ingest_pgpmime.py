@@ -4,6 +4,8 @@ structure, and which messages are already encrypted (docs/pgp.md)."""
 from __future__ import annotations
 
 import email
+import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -109,3 +111,98 @@ PGP_MIME_PARTS = (b"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156
 ])
 def test_already_encrypted(message: bytes, expected: bool) -> None:
     assert already_encrypted(message) is expected
+
+
+LABEL = (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";"
+         b" boundary=b0\r\n")
+
+
+def nested_label(depth: int) -> bytes:
+    """multipart/encrypted around `depth` multiparts, each inside the one before."""
+    return LABEL + b"\r\n" + b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (n, n + 1)
+        for n in range(depth)) + b"x\r\n"
+
+
+def many_parts(count: int) -> bytes:
+    part = b"--b0\r\nContent-Type: text/plain\r\n\r\nx\r\n"
+    return LABEL + b"\r\n" + part * count + b"--b0--\r\n"
+
+
+def folded_label(params: int) -> bytes:
+    return (b"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";\r\n"
+            + b"".join(b"\tp%d=v;\r\n" % n for n in range(params)) + b" boundary=x\r\n\r\n"
+            + PGP_MIME_PARTS)
+
+
+def many_fields(count: int) -> bytes:
+    return (b"".join(b"X-%d: y\r\n" % n for n in range(count)) + LABEL.replace(b"b0", b"x")
+            + b"\r\n" + PGP_MIME_PARTS)
+
+
+def calls_made(message: bytes, look: Callable[[bytes], object] = already_encrypted) -> int:
+    """Python and C function calls while `look` looks at the message: a count that grows
+    with the work done, not with the machine's speed."""
+    count = 0
+
+    def profile(_frame: object, event: str, _arg: object) -> None:
+        nonlocal count
+        count += event in ("call", "c_call")
+
+    sys.setprofile(profile)
+    try:
+        look(message)
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+def test_deep_nesting_under_the_label_is_wrapped_not_a_recursion_error() -> None:
+    # 3000 levels in 180 KB: the email package recursed once per level (RecursionError).
+    assert already_encrypted(nested_label(3000)) is False
+
+
+@pytest.mark.parametrize("crafted", [nested_label, many_parts, folded_label],
+                         ids=["nested", "parts", "folded"])
+def test_the_check_does_bounded_work_on_crafted_label(crafted: Callable[[int], bytes]) -> None:
+    # 100 times the crafted structure must not cost (much) more than once: the email
+    # package was linear or worse (quadratic in parameters) in each of these.
+    small, big = calls_made(crafted(100)), calls_made(crafted(10_000))
+    assert big < 2 * small + 1000, (small, big)
+
+
+def test_thousands_of_fields_cost_one_pass_over_them_not_a_parse() -> None:
+    # The email package parsed every field again (~8 times header_fields' work).
+    crafted = many_fields(10_000)
+    one_pass = calls_made(split_header(crafted)[0], header_fields)
+    assert calls_made(crafted) < one_pass + 1000
+
+
+def test_a_huge_header_section_is_read_up_to_a_limit() -> None:
+    # 10 MB of "X: y" lines took the single sealing thread 2.2 s (13 times a 10 MB body).
+    def header(count: int) -> bytes:
+        return b"From: a@x\r\n" + b"X: y\r\n" * count + b"\r\n"
+
+    assert calls_made(header(200_000), header_fields) < 1.1 * calls_made(
+        header(50_000), header_fields)
+    assert header_fields(header(200_000))[b"from"] == b"From: a@x\r\n"
+    late = b"X: y\r\n" * 200_000 + b"From: late@x\r\nSubject: s\r\n\r\nbody\r\n"
+    stored = b"".join(wrap(late, ARMORED, hide_subject=True))
+    assert b"late@x" not in stored and b"Subject" not in stored  # inside only
+
+
+def test_a_big_pgp_mime_message_is_recognised_without_reading_its_armor() -> None:
+    # The email package read the armor line by line: 0.5 s for 10 MB in the sealing thread.
+    def pgp_mime(lines: int) -> bytes:
+        block = BEGIN_LINE + b"wV4DABC\r\n" * lines + b"=abcd\r\n-----END PGP MESSAGE-----\r\n"
+        return LABEL.replace(b"b0", b"x") + b"\r\n" + PGP_MIME_PARTS.replace(BLOCK, block)
+
+    assert already_encrypted(pgp_mime(100_000)) is True
+    assert calls_made(pgp_mime(100_000)) < calls_made(pgp_mime(100)) + 100
+    # A part hidden inside the armor block still counts as a part (clear text: wrapped).
+    hidden = BEGIN_LINE + b"wV4DABC\r\n--x--\r\nmy secret\r\n-----END PGP MESSAGE-----\r\n"
+    parts = PGP_MIME_PARTS.replace(BLOCK + b"\r\n--x--\r\n", hidden)
+    assert already_encrypted(LABEL.replace(b"b0", b"x") + b"\r\n" + parts) is False
+
+
+BEGIN_LINE = b"-----BEGIN PGP MESSAGE-----\r\n\r\n"

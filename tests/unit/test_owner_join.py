@@ -189,3 +189,26 @@ def test_a_tor_directory_we_cannot_write_gets_the_install_line(tmp_path: Path) -
     assert f"{fallback} {not_a_directory / 'onionpost-owner.auth_private'}\n" in result.stdout
     assert "sudo install -m 600" in result.stdout
     assert "has no ClientOnionAuthDir" not in result.stdout
+
+
+def test_a_home_with_a_space_or_percent_resolves_in_ssh(tmp_path: Path) -> None:
+    # "/Users/Jane Doe": the ssh config took "/Users/Jane" as the IdentityFile; ssh
+    # expands % tokens in IdentityFile and ProxyCommand.
+    home = tmp_path / "Jane Doe %d"
+    result = _join(home, text=_invitation().render())
+    assert result.returncode == 0, result.stderr
+    resolved = subprocess.run(["ssh", "-G", "-F", str(home / ".ssh" / "config"), "owner"],
+                              capture_output=True, text=True, check=True).stdout
+    identity = str(home / ".ssh" / "onionpost_fetch").replace("%", "%%")  # -G: unexpanded
+    assert f"identityfile {identity}\n" in resolved
+    assert f"userknownhostsfile {home / '.ssh' / 'onionpost_known_hosts'}\n" in resolved
+
+
+@pytest.mark.parametrize("alias", ["owner\n  ProxyCommand touch /tmp/x", "../../x", "a b",
+                                   "*", "!owner", "-oProxyCommand=x", ""])
+def test_an_alias_that_is_not_a_plain_name_is_refused(alias: str, tmp_path: Path) -> None:
+    # It went as is into the ssh config (a newline: any ssh option) and the auth file name.
+    result = _join(tmp_path / "home", f"--alias={alias}", text=_invitation().render())
+    assert result.returncode == 64, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "home").exists()

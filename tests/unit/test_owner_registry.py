@@ -51,11 +51,16 @@ def test_bad_names(name: str) -> None:
 
 def test_ssh_key_is_checked_and_normalised() -> None:
     assert parse_ssh_key(f"  {ED25519}\n") == " ".join(ED25519.split()[:2])
+    # A second line (options, another key) in the comment never reaches authorized_keys.
+    crafted = f'{ED25519} me\ncommand="sh" {ED25519}\n'
+    assert parse_ssh_key(crafted) == " ".join(ED25519.split()[:2])
 
 
 @pytest.mark.parametrize("text", ["", "ssh-ed25519", "AAAA", "ssh-dss AAAAB3NzaC1kc3M= x",
                                   "ssh-ed25519 not-base64!", "ssh-rsa " + ED25519.split()[1],
-                                  'ssh-ed25519 AAAA" command="sh'])
+                                  'ssh-ed25519 AAAA" command="sh',
+                                  'command="sh",no-pty ' + ED25519, "restrict " + ED25519,
+                                  "\n" + 'from="*" ' + ED25519])
 def test_bad_ssh_keys(text: str) -> None:
     with pytest.raises(CommandError) as raised:
         parse_ssh_key(text)

@@ -73,7 +73,7 @@ def test_neomutt_reads_the_sending_settings(tmp_path: Path,
 
 def test_address_book_becomes_aliases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = config(tmp_path, capsys).read_text()
-    assert f"alias frank {FRANK}\n" in text
+    assert f'alias frank "{FRANK}"\n' in text
     assert "send-hook" not in text and "smtp_url" not in text
 
 
@@ -133,3 +133,28 @@ def test_the_cron_line_carries_the_queue_settings_given() -> None:
     line = neomutt.cron_line("/opt/onionpost", neomutt.queue_environment(settings))
     assert line == (f"*/5 * * * * ONIONPOST_DOMAIN={OURS} ONIONPOST_TOR_SOCKS=127.0.0.1:9150"
                     " ONIONPOST_OUTBOX='/home/a b/out\\%1' /opt/onionpost send-queue")
+
+
+def test_a_crafted_contact_address_cannot_run_or_set_anything(tmp_path: Path) -> None:
+    # Backticks and $ are legal in a local part (RFC 5322 atext); neomutt ran the backticks
+    # of an unquoted alias/crypt-hook address as a shell command when it read the config.
+    marker = tmp_path / "ran"
+    domain = FRANK.partition("@")[2]
+    crafted = {"tick": f"x`touch${{IFS}}{marker}`@{domain}", "dollar": f"x$HOME@{domain}",
+               "plus": f"a+b.c{{|}}@{domain}"}
+    book = AddressBook()
+    for name, address in crafted.items():
+        book.add(name, address, "AB" * 20)
+    for folder in neomutt.FOLDERS:
+        for sub in ("cur", "new", "tmp"):
+            (tmp_path / "mail" / folder / sub).mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "neomuttrc"
+    path.write_text(neomutt.render(f"anon@{OURS}", book, str(tmp_path / "mail")))
+    for name, address in crafted.items():
+        result = subprocess.run(["neomutt", "-n", "-F", str(path), "-A", name],
+                                capture_output=True, text=True, timeout=30,
+                                env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert result.stdout.strip().strip("<>") == address
+    assert not marker.exists()
+    assert ask_neomutt(path, "real_name")["real_name"] == "anon"

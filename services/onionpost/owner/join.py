@@ -13,12 +13,14 @@ from pathlib import Path
 import stem
 
 from onionpost import maildir
-from onionpost.exits import EX_CANTCREAT, EX_NOINPUT, EX_OK, CommandError
+from onionpost.exits import EX_CANTCREAT, EX_NOINPUT, EX_OK, EX_USAGE, CommandError
 from onionpost.owner.invitation import Invitation, parse
 from onionpost.settings import Settings
 from onionpost.tor import control
 
 FALLBACK_AUTH_DIR = Path("~/.config/onionpost/onion_auth")
+# An ssh Host name and part of a file name: nothing ssh_config or a path would read as more.
+_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TORRC_AUTH_DIR = re.compile(r"^\s*ClientOnionAuthDir\s+(\S+)", re.MULTILINE | re.IGNORECASE)
 
 
@@ -30,6 +32,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"made the fetch key {identity}", file=sys.stderr)
         print(identity.with_name(identity.name + ".pub").read_text().strip())
         return EX_OK
+    if not _ALIAS.fullmatch(args.alias):
+        raise CommandError(EX_USAGE, f"--alias must be 1-64 of letters, digits, . _ -,"
+                           f" starting with a letter or digit (got {args.alias!r})")
     invitation = parse(_read_input(args.file), settings.owner_ssh_user)
     _install_auth(invitation, args, settings)
     created = ensure_ssh_key(identity)
@@ -142,18 +147,31 @@ def ensure_ssh_key(identity: Path) -> bool:
 def host_block(alias: str, invitation: Invitation, identity: Path, ssh_dir: Path) -> str:
     # accept-new: the onion address authenticates the service (and only authorized
     # clients find it), so the first host key seen is the owner sshd's.
-    tor_connect = f"{shlex.quote(sys.executable)} -m onionpost tor-connect %h %p"
+    tor_connect = f"{_ssh_tokens(shlex.quote(sys.executable))} -m onionpost tor-connect %h %p"
     return "\n".join([
         f"Host {alias}",
         f"  HostName {invitation.address}",
         f"  User {invitation.ssh_user}",
         f"  ProxyCommand {tor_connect}",
-        f"  IdentityFile {identity}",
+        f"  IdentityFile {_ssh_path(identity)}",
         "  IdentitiesOnly yes",
-        f"  UserKnownHostsFile {ssh_dir / 'onionpost_known_hosts'}",
+        f"  UserKnownHostsFile {_ssh_path(ssh_dir / 'onionpost_known_hosts')}",
         "  StrictHostKeyChecking accept-new",
         "",
     ])
+
+
+def _ssh_tokens(text: str) -> str:
+    """`text` with ssh's % tokens escaped."""
+    return text.replace("%", "%%")
+
+
+def _ssh_path(path: Path) -> str:
+    """A path as one ssh_config argument ("/home/Jane Doe" is one): quoted, % escaped."""
+    text = str(path)
+    if '"' in text or any(ord(char) < 0x20 for char in text):
+        raise CommandError(EX_USAGE, f"{text!r}: ssh_config cannot hold this path")
+    return f'"{_ssh_tokens(text)}"'
 
 
 def _markers(alias: str) -> tuple[str, str]:

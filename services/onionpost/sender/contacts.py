@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from onionpost.settings import Settings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# RFC 5322 atext and dots (RFC 6532: any non-ASCII too), less "#", which starts a comment in
+# the book. Nothing else: `;` `"` `\\` and controls would mean something in neomutt's config.
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!$%&'*+/=?^_`{|}~.\-\u0080-\U0010ffff]+")
 _FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
 HEADER = "# onionpost address book: one 'name address [key fingerprint]' per line\n"
 MAX_KEY_BYTES = 1_000_000  # a public key with many signatures is tens of KB
@@ -37,7 +40,8 @@ def problem(name: str, address: str) -> str | None:
     if not _NAME.match(name):
         return f"{name!r} is not a usable name (letters, digits, . _ + - ; no spaces or @)"
     local, at, domain = address.rpartition("@")
-    if not at or not local or any(char.isspace() for char in local):
+    if (not at or not _LOCAL_PART.fullmatch(local)
+            or any(char.isspace() for char in local)):  # \u2028 too: a line break in the book
         return f"{address!r} is not an address (expected name@<56 characters>.onion)"
     reason = onion.problem(domain)
     return f"{address}: {reason}" if reason else None

@@ -67,6 +67,9 @@ set autocrypt = no
 set crypt_verify_sig = yes
 # Encrypted to every recipient whose key is known (contacts add --key), else signed only.
 set crypt_opportunistic_encrypt = yes
+# Only keys bound by a crypt-hook (contacts add --key) or ones you certified: a contact's
+# key file can carry user ids naming anyone, and they must not be taken for them.
+set crypt_opportunistic_encrypt_strong_keys = yes
 set crypt_reply_encrypt = yes
 set crypt_reply_sign_encrypted = yes
 set pgp_self_encrypt = yes
@@ -81,6 +84,9 @@ unset crypt_protected_headers_save
 # No header cache: it would keep the decrypted subjects on disk, in clear.
 unset header_cache
 """
+
+
+_REGEX_SPECIAL = frozenset(".[]()*+?{}|^$\\")
 
 
 def _quote(value: str) -> str:
@@ -118,16 +124,25 @@ def signing(own_address: str, key: str | None) -> str:
 
 
 def crypt_hooks(book: AddressBook) -> str:
-    """Each contact's address bound to the key given for it, whatever its user ids say."""
-    return "".join(f"crypt-hook {book.entries[name]} {fingerprint}\n"
+    """Each contact's address bound to the key given for it, whatever its user ids say. The
+    pattern is a regex neomutt searches for: anchored, so that it is this address only."""
+    return "".join(f"crypt-hook {_quote(_exactly(book.entries[name]))} {fingerprint}\n"
                    for name, fingerprint in book.keys.items())
+
+
+def _exactly(address: str) -> str:
+    """A POSIX extended regex matching `address` and nothing else."""
+    return "^" + "".join("\\" + char if char in _REGEX_SPECIAL else char
+                         for char in address) + "$"
 
 
 def render(own_address: str, book: AddressBook, folder: str = DEFAULT_FOLDER,
            cron: str | None = None, key: str | None = None) -> str:
     domain = own_address.rpartition("@")[2]
     folder = folder if folder.endswith("/") else folder + "/"
-    aliases = "".join(f"alias {name} {address}\n" for name, address in book.entries.items())
+    # Quoted: a local part may hold ` $ ; (RFC 5322 atext), which neomutt would run/expand.
+    aliases = "".join(f"alias {name} {_quote(address)}\n"
+                      for name, address in book.entries.items())
     mkdir = " ".join(f"{folder}{name}/{{cur,new,tmp}}" for name in FOLDERS)
     return f"""\
 # neomutt configuration from `onionpost neomutt-config`: source it from your neomuttrc
