@@ -90,11 +90,15 @@ def _checked(result: subprocess.CompletedProcess[bytes], what: str, code: int = 
 
 
 def secret_keys(address: str) -> list[Key]:
-    """The usable secret keys whose user id carries `address`, newest first."""
+    """The usable secret keys whose user id carries `address`, newest first. Keys made in
+    the same second (pgp init --new right after init) are told apart by gpg's listing
+    order, which is the order they entered the keyring."""
     result = gpg("--with-colons", "--list-secret-keys", "--", f"<{address}>")
     keys = parse_listing(result.stdout.decode(errors="replace")) if result.returncode == 0 else []
     matching = [key for key in keys if key.usable and key.names(address)]
-    return sorted(matching, key=lambda key: key.created, reverse=True)
+    ranked = sorted(enumerate(matching), key=lambda pair: (pair[1].created, pair[0]),
+                    reverse=True)
+    return [key for _, key in ranked]
 
 
 def owner_key(address: str) -> Key | None:
