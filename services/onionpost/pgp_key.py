@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pysequoia
 
-from onionpost.settings import ConfigError
+from onionpost.exits import ConfigError
 
 _PROBE = b"probe"
 

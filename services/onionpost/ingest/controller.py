@@ -15,7 +15,7 @@ import socket
 import ssl
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
@@ -30,8 +30,11 @@ from onionpost.ingest.publisher import EventPublisher
 from onionpost.ingest.replies import SHUTTING_DOWN
 from onionpost.ingest.sealing import Sealer
 from onionpost.ingest.server import IngestSMTP
-from onionpost.settings import Settings
+from onionpost.setting_values import split_hostport
 from onionpost.worker import die_with_parent
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.ingest")
 
@@ -111,7 +114,7 @@ class Ingest:
 
 
 def listening_socket(listen: str, reuse_port: bool) -> socket.socket:
-    host, port = Settings.hostport(listen)
+    host, port = split_hostport(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # With the protocol named, accepted sockets carry it and asyncio turns Nagle off for
     # them (it checks sock.proto): else every multi-line reply waits for a delayed ACK.
@@ -130,7 +133,7 @@ def peers_share_one_circuit(settings: Settings) -> bool:
     loopback listener (tests, one local tor), not for one that others can reach."""
     if settings.proxy_protocol:
         return False
-    host, _ = Settings.hostport(settings.ingest_listen)
+    host, _ = split_hostport(settings.ingest_listen)
     try:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:  # a name: "localhost", or a container's name in the stack
