@@ -4,12 +4,9 @@ pydantic and pydantic-settings (~7 MiB per process: docs/benchmarks.md, "Compose
 
 from __future__ import annotations
 
-import os
-import pickle
-import traceback
 from typing import TYPE_CHECKING, Any, cast
 
-from onionpost.exits import ConfigError
+from onionpost.child import run_in_child
 from onionpost.setting_values import onion_domain, split_hostport
 
 if TYPE_CHECKING:
@@ -39,33 +36,10 @@ class SettingValues:
 
 def load_settings() -> Settings:
     """cli.run's settings for a service: Settings' values, or its ConfigError."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: check, send (values, error) to the parent, exit
-        try:
-            os.close(reader)
-            with os.fdopen(writer, "wb") as pipe:
-                pipe.write(pickle.dumps(_checked()))
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as pipe:
-        sent = pipe.read()
-    os.waitpid(pid, 0)
-    if not sent:
-        raise ConfigError("the settings could not be checked (see the error above)")
-    values, error = pickle.loads(sent)  # from our own child
-    if error is not None:
-        raise ConfigError(error)
-    return cast("Settings", SettingValues(values))
+    return cast("Settings", SettingValues(run_in_child(_checked_values)))
 
 
-def _checked() -> tuple[dict[str, Any] | None, str | None]:
+def _checked_values() -> dict[str, Any]:
     from onionpost.settings import load_settings as load_checked
 
-    try:
-        return load_checked().model_dump(), None
-    except ConfigError as error:
-        return None, str(error)
+    return load_checked().model_dump()

@@ -31,7 +31,7 @@ def test_every_field_and_method_is_that_of_settings(
     for name, value in variables.items():
         clean_environment.setenv(name, value)
     checked, light = load_settings(), service_settings.load_settings()
-    assert type(light) is service_settings.SettingValues
+    assert isinstance(light, service_settings.SettingValues)
     for field in Settings.model_fields:
         assert getattr(light, field) == getattr(checked, field), field
         assert type(getattr(light, field)) is type(getattr(checked, field)), field
