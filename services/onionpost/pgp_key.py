@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pysequoia
 
-from onionpost.settings import ConfigError
+from onionpost.exits import ConfigError
 
 _PROBE = b"probe"
 MAX_KEY_BYTES = 1_000_000  # a public key with many signatures is tens of KB

@@ -24,7 +24,7 @@ DOWNTIME = 1.5
 
 def paused_by_guardian(redis_url: str) -> bool:
     try:
-        return redis.Redis.from_url(redis_url).hget(PAUSED_KEY, "by") == b"guardian"
+        return bool(redis.Redis.from_url(redis_url).hget(PAUSED_KEY, "by") == b"guardian")
     except redis.ConnectionError:
         return False
 

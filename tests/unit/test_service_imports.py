@@ -1,6 +1,8 @@
 """Each long-running service imports only what it uses: every Python container pays for
 its imports at rest (bench service_memory: httpx ~3 MiB, stem ~3 MiB, aiosmtpd ~1 MiB of
-anonymous memory per process). A command's module and its settings, as cli.run loads them."""
+anonymous memory per process; pydantic with pydantic-settings ~7 MiB: the services' settings are
+checked in a child process, service_settings.py). A command's module and its settings, as
+cli.run loads them."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import sys
 import pytest
 
 # command -> libraries it must not load (those other services need)
+PYDANTIC = ["pydantic", "pydantic_settings", "pydantic_core"]
 NOT_LOADED = {
-    "ingest": ["httpx", "stem", "prometheus_client", "python_socks"],
-    "guardian": ["httpx", "stem", "aiosmtpd", "prometheus_client", "python_socks"],
-    "notifier": ["stem", "aiosmtpd", "prometheus_client", "python_socks"],
-    "watch": ["httpx", "aiosmtpd"],
+    "ingest": [*PYDANTIC, "httpx", "stem", "prometheus_client", "python_socks"],
+    "guardian": [*PYDANTIC, "httpx", "stem", "aiosmtpd", "prometheus_client", "python_socks"],
+    "notifier": [*PYDANTIC, "stem", "aiosmtpd", "prometheus_client", "python_socks"],
+    "watch": [*PYDANTIC, "httpx", "aiosmtpd"],
 }
 
 

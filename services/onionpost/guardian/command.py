@@ -8,6 +8,7 @@ import functools
 import logging
 import threading
 import uuid
+from typing import TYPE_CHECKING
 
 import redis
 import rq.cron
@@ -17,7 +18,10 @@ from onionpost import events, maildir, worker
 from onionpost.exits import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, CommandError
 from onionpost.guardian import jobs, policy, state
 from onionpost.notifier.notices import usage_text
-from onionpost.settings import Settings
+from onionpost.service_settings import load_settings as load_settings  # cli.run's reader
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.guardian")
 

@@ -11,7 +11,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -31,8 +31,10 @@ from onionpost.guardian.policy import FloodRule, Plan
 from onionpost.maildir import Usage
 from onionpost.notifier import notices
 from onionpost.quota import Quota
-from onionpost.settings import Settings
 from onionpost.usage import Tally
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.guardian")
 

@@ -26,7 +26,7 @@ def read_pause(client: redis.Redis | Pipeline) -> Pause | None:
 
 def write_pause(pipe: redis.Redis | Pipeline, pause: Pause) -> None:
     pipe.delete(PAUSED_KEY)
-    pipe.hset(PAUSED_KEY, mapping=pause.to_fields())  # type: ignore[arg-type]  # redis-py types the mapping's keys invariantly: str keys are fine
+    pipe.hset(PAUSED_KEY, mapping=pause.to_fields())
 
 
 def pause_by_owner(client: redis.Redis, reason: str = "by hand") -> Pause:

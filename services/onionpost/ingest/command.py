@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from onionpost.ingest import controller
-from onionpost.settings import Settings
+from onionpost.service_settings import load_settings as load_settings  # cli.run's reader
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 
 def main(argv: list[str], settings: Settings) -> int:

@@ -4,6 +4,7 @@ start-up, the pre-forked worker processes, SIGTERM. The protocol is server.py's.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import ipaddress
 import logging
@@ -15,13 +16,14 @@ import socket
 import ssl
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from onionpost import maildir
+from onionpost.child import run_in_child
 from onionpost.events import PAUSED_KEY
 from onionpost.ingest import tls
 from onionpost.ingest.handler import IngestHandler
@@ -29,11 +31,14 @@ from onionpost.ingest.ledger import Ledger, Limits
 from onionpost.ingest.mailbox_usage import UsageKeeper
 from onionpost.ingest.publisher import EventPublisher
 from onionpost.ingest.replies import SHUTTING_DOWN
-from onionpost.ingest.sealing import Sealer
 from onionpost.ingest.server import IngestSMTP
 from onionpost.quota import Quota
-from onionpost.settings import Settings
+from onionpost.setting_values import split_hostport
 from onionpost.worker import die_with_parent
+
+if TYPE_CHECKING:
+    from onionpost.ingest.sealing import Sealer
+    from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.ingest")
 
@@ -107,7 +112,7 @@ class Ingest:
 
 
 def listening_socket(listen: str, reuse_port: bool) -> socket.socket:
-    host, port = Settings.hostport(listen)
+    host, port = split_hostport(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # With the protocol named, accepted sockets carry it and asyncio turns Nagle off for
     # them (it checks sock.proto): else every multi-line reply waits for a delayed ACK.
@@ -126,7 +131,7 @@ def peers_share_one_circuit(settings: Settings) -> bool:
     loopback listener (tests, one local tor), not for one that others can reach."""
     if settings.proxy_protocol:
         return False
-    host, _ = Settings.hostport(settings.ingest_listen)
+    host, _ = split_hostport(settings.ingest_listen)
     try:
         return not ipaddress.ip_address(host).is_loopback
     except ValueError:  # a name: "localhost", or a container's name in the stack
@@ -151,13 +156,30 @@ def prepare(settings: Settings) -> tuple[str, ssl.SSLContext | None]:
     if settings.tls_cert and settings.tls_key:
         cert, key = settings.tls_cert, settings.tls_key
     else:
-        cert, key = tls.ensure_self_signed(Path(settings.maildir).parent / "tls", domain)
+        # In a child: cryptography (~3 MiB at rest) is needed only to check or make it.
+        cert, key = run_in_child(functools.partial(
+            self_signed, Path(settings.maildir).parent / "tls", domain))
     return domain, tls.server_context(cert, key, settings.tls_min)
+
+
+def self_signed(directory: Path, domain: str) -> tuple[Path, Path]:
+    from onionpost.ingest.certificate import ensure_self_signed
+
+    return ensure_self_signed(directory, domain)
+
+
+def sealer_of(settings: Settings) -> Sealer | None:
+    """Encryption at rest when ONIONPOST_PGP_KEY is set; only then its libraries are loaded."""
+    if settings.pgp_key is None:
+        return None
+    from onionpost.ingest.sealing import Sealer
+
+    return Sealer.from_settings(settings)
 
 
 def run(settings: Settings) -> int:
     domain, tls_context = prepare(settings)
-    sealer = Sealer.from_settings(settings)  # fails closed: a key unfit to encrypt to stops us
+    sealer = sealer_of(settings)  # fails closed: a key unfit to encrypt to stops us
     limits = Limits(settings.max_sessions, settings.circuit_max_sessions,
                     settings.circuit_messages_per_minute, Quota.of(settings))
     ledger = Ledger.shared(limits)

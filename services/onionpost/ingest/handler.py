@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
@@ -36,9 +36,12 @@ from onionpost.ingest.replies import (
     TOO_MANY_RECIPIENTS,
     WRITE_FAILED,
 )
-from onionpost.ingest.sealing import EncryptionError, Sealer
 from onionpost.ingest.session import IngestSession
 from onionpost.ingest.spool import Spool
+from onionpost.pgp_key import EncryptionError
+
+if TYPE_CHECKING:
+    from onionpost.ingest.sealing import Sealer
 
 log = logging.getLogger("onionpost.ingest")
 

@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -17,7 +18,9 @@ from onionpost.ingest import delivery as deliveries
 from onionpost.ingest import pgpmime
 from onionpost.ingest.spool import Spool
 from onionpost.pgp_key import EncryptionError, OwnerKey
-from onionpost.settings import Settings
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 # A message held whole in memory up to this size is encrypted on the event loop (about a
 # millisecond); a bigger one in the sealing thread, one at a time, which bounds the memory

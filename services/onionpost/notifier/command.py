@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from onionpost import events, worker
+from onionpost.exits import ConfigError
 from onionpost.notifier import jobs
 from onionpost.notifier.ntfy import TOPIC, Ntfy
-from onionpost.settings import ConfigError, Settings
+from onionpost.service_settings import load_settings as load_settings  # cli.run's reader
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.notifier")
 

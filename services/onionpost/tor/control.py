@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import stem
 import stem.connection
@@ -20,8 +21,11 @@ from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
 from stem.response.events import HSDescEvent, SignalEvent
 
 from onionpost import onion
-from onionpost.exits import EX_OK, EX_UNAVAILABLE, CommandError
-from onionpost.settings import ConfigError, Settings
+from onionpost.exits import EX_OK, EX_UNAVAILABLE, CommandError, ConfigError
+from onionpost.setting_values import split_hostport
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 # stem logs every control message at DEBUG and its closed reader thread at INFO, repeatedly.
 logging.getLogger("stem").setLevel(logging.WARNING)
@@ -105,7 +109,7 @@ def connect(settings: Settings, control: str = "", cookie_file: Path | None = No
             ) -> Controller:
     """An authenticated controller of tor_control (or `control` with `cookie_file`): the
     cookie file from the settings, else the one tor names."""
-    host, port = Settings.hostport(control or settings.tor_control)
+    host, port = split_hostport(control or settings.tor_control)
     cookie_file = cookie_file if control else settings.tor_cookie_file
     try:
         # stem takes an IP address only; in compose the ControlPort is "tor:9051".

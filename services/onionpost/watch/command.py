@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import redis
 import stem
@@ -17,13 +18,17 @@ from stem.control import Controller
 
 from onionpost import events, maildir, tor
 from onionpost.events import Notice
-from onionpost.exits import EX_OK
+from onionpost.exits import EX_OK, ConfigError
 from onionpost.guardian.state import read_pause
-from onionpost.settings import ConfigError, Settings
+from onionpost.service_settings import load_settings as load_settings  # cli.run's reader
+from onionpost.setting_values import split_hostport
 from onionpost.watch import alerts, episode, publication, state
 from onionpost.watch.episode import Decision, Episode  # the field `episode` hides the module
 from onionpost.watch.metrics import Metrics
 from onionpost.watch.probe import Result, probe
+
+if TYPE_CHECKING:
+    from onionpost.settings import Settings
 
 log = logging.getLogger("onionpost.watch")
 
@@ -182,7 +187,7 @@ def main(argv: list[str], settings: Settings) -> int:
         raise ConfigError("no onion address: set ONIONPOST_DOMAIN or make "
                           f"{settings.onion_hostname_file} readable")
     watch = Watch(settings, events.connect(settings.redis_url), address)
-    host, port = Settings.hostport(settings.watch_metrics_listen)
+    host, port = split_hostport(settings.watch_metrics_listen)
     watch.metrics.serve(host, port)
     log.info("event=start interval=%.0f failures=%d metrics=%s", settings.watch_interval,
              settings.watch_failures, settings.watch_metrics_listen)

@@ -10,16 +10,19 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stem
 from stem.control import Controller, EventType
 from stem.descriptor.hidden_service import HiddenServiceDescriptorV3
 from stem.response.events import HSDescEvent
 
-from onionpost.settings import Settings
+from onionpost.setting_values import split_hostport
 from onionpost.tor import service_id
 from onionpost.tor import socks as tor_socks
+
+if TYPE_CHECKING:
+    pass
 
 FETCH_ATTEMPTS = 3  # a client tries further HSDirs when one lacks the descriptor
 QUIET_SECONDS = 2.0  # HSFETCH that starts no request within this: tor rate-limited it
@@ -141,7 +144,7 @@ def open_stream(socks: str, address: str, port: int, timeout: float) -> socket.s
     """A stream on a circuit of its own: a new SOCKS username each time (IsolateSOCKSAuth)."""
     isolation = f"watch-{uuid.uuid4().hex}"
     try:
-        return tor_socks.connect(Settings.hostport(socks), address, port, timeout, isolation)
+        return tor_socks.connect(split_hostport(socks), address, port, timeout, isolation)
     except tor_socks.CircuitTimeoutError:
         raise ProbeFailedError("connection", "timed out") from None
     except tor_socks.StreamRefusedError as error:

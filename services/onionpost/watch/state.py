@@ -59,7 +59,7 @@ def read_summary(client: redis.Redis, now: float | None = None) -> Summary | Non
     fields = {_text(k): _text(v) for k, v in client.hgetall(SUMMARY_KEY).items()}
     if not fields:
         return None
-    probes = [Result.from_dict(json.loads(raw))  # type: ignore[arg-type]  # a member without withscores: bytes
+    probes = [Result.from_dict(json.loads(raw))
               for raw in client.zrangebyscore(PROBES_KEY, now - DAY, "+inf")]
     latencies = [p.latency_seconds for p in probes if p.latency_seconds is not None]
     return Summary(_result(fields.get("last_success")), _result(fields.get("last_failure")),
