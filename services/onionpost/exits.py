@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 
 EX_OK = os.EX_OK
@@ -30,3 +31,12 @@ class CommandError(Exception):
 
 class ConfigError(Exception):
     """A configuration problem, said in one line: `cli.run` exits with EX_CONFIG."""
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit code when argparse ends the command (it printed
+    why): EX_OK after --help, EX_USAGE (64, not argparse's 2) for bad arguments."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as done:
+        return EX_USAGE if done.code else EX_OK

@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 from onionpost import maildir
-from onionpost.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_OK, EX_USAGE, CommandError
+from onionpost.exits import (
+    EX_CANTCREAT,
+    EX_CONFIG,
+    EX_DATAERR,
+    EX_OK,
+    CommandError,
+    parse_args,
+)
 from onionpost.pgp_key import MAX_KEY_BYTES, OwnerKey
 from onionpost.settings import ConfigError, Settings
 
@@ -26,10 +33,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str], settings: Settings) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return EX_USAGE if exit_.code else EX_OK
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
     if args.command == "show":
         key = OwnerKey.load(_target(args.key, settings))
         print(key.fingerprint)

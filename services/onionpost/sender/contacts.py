@@ -17,9 +17,9 @@ from onionpost.exits import (
     EX_DATAERR,
     EX_NOUSER,
     EX_OK,
-    EX_USAGE,
     CommandError,
     ConfigError,
+    parse_args,
 )
 from onionpost.sender import keyring
 
@@ -129,10 +129,9 @@ def main(argv: list[str], settings: Settings) -> int:
     commands.add_parser("list", help="print every contact")
     remove = commands.add_parser("remove", help="forget a contact")
     remove.add_argument("name")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as done:  # argparse said --help (0) or what is wrong (usage: 64)
-        return EX_USAGE if done.code else EX_OK
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     book = load(settings.address_book)
     if args.command == "list":
         sys.stdout.write("".join(map(book.line, book.entries)))

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from onionpost.exits import EX_USAGE, CommandError, ConfigError
+from onionpost.exits import CommandError, ConfigError, parse_args
 from onionpost.sender import contacts, keyring
 from onionpost.sender.contacts import AddressBook
 
@@ -200,10 +200,9 @@ def main(argv: list[str], settings: Settings) -> int:
     parser.add_argument("--from", dest="sender",
                         help=f"our address (default ONIONPOST_FROM, else {DEFAULT_USER}@<our"
                         " onion>)")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as done:
-        return EX_USAGE if done.code else 0
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     sender = own_address(settings, args.sender)
     cron = cron_line(installed_command(), queue_environment(settings))
     key = _owner_fingerprint(sender)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from onionpost import maildir
-from onionpost.exits import EX_CANTCREAT, EX_OK, EX_USAGE, CommandError
+from onionpost.exits import EX_CANTCREAT, EX_OK, CommandError, parse_args
 from onionpost.sender import keyring
 from onionpost.sender.neomutt import own_address
 from onionpost.settings import Settings
@@ -36,10 +36,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str], settings: Settings) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:
-        return EX_USAGE if exit_.code else EX_OK
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
     address = own_address(settings, args.sender)
     key = None if args.new else keyring.owner_key(address)
     if key is None:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TextIO
 
-from onionpost.exits import EX_IOERR, EX_OK, EX_TEMPFAIL, EX_USAGE, CommandError
+from onionpost.exits import EX_IOERR, EX_OK, EX_TEMPFAIL, CommandError, parse_args
 from onionpost.sender import bounce, delivery, sendmail
 from onionpost.sender.delivery import Connector, Result
 from onionpost.sender.outbox import BusyError, Entry, Outbox, after_attempt, due, expired, span
@@ -30,10 +30,9 @@ def main(argv: list[str], settings: Settings) -> int:
         "Deliver queued outgoing mail that is due (safe to run from cron every few minutes)."))
     parser.add_argument("--list", action="store_true", help="print the queue, send nothing")
     parser.add_argument("--flush", action="store_true", help="try every message now")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as done:  # argparse said --help (0) or what is wrong (usage: 64)
-        return EX_USAGE if done.code else EX_OK
+    args = parse_args(parser, argv)
+    if isinstance(args, int):
+        return args
     box = Outbox(settings.outbox.expanduser())
     if args.list:
         print_queue(box.entries(), time.time(), sys.stdout)

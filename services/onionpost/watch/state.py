@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from onionpost.guardian.state import text
 from onionpost.watch.episode import Episode
 from onionpost.watch.probe import Result
 
@@ -56,7 +57,7 @@ class Summary:
 def read_summary(client: redis.Redis, now: float | None = None) -> Summary | None:
     """None when the watch never ran."""
     now = time.time() if now is None else now
-    fields = {_text(k): _text(v) for k, v in client.hgetall(SUMMARY_KEY).items()}
+    fields = {text(k): text(v) for k, v in client.hgetall(SUMMARY_KEY).items()}
     if not fields:
         return None
     probes = [Result.from_dict(json.loads(raw))
@@ -70,7 +71,3 @@ def read_summary(client: redis.Redis, now: float | None = None) -> Summary | Non
 
 def _result(raw: str | None) -> Result | None:
     return Result.from_dict(json.loads(raw)) if raw else None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
