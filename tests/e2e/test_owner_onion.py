@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 from stem.control import EventType
+from stem.response.events import HSDescEvent
 
 from onionpost.owner.invitation import parse
 from onionpost.owner.registry import LOCK_FILE, OwnerAccess
+from onionpost.tor import control
 from onionpost.tor.socks import StreamRefusedError, connect
 from tests.e2e.tornet import OnionService, TorNetwork, TorProcess, UploadTracker, wait_until
 from tests.support.fetch_rig import FetchRig
@@ -50,23 +52,9 @@ class OwnerStack:
                 "ONIONPOST_TOR_COOKIE_FILE": str(client.cookie_file)}
 
     def owner(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """`onionpost owner ...` on the server, waiting for tor's new descriptor upload
-        when the command reloaded tor."""
-        tracker = UploadTracker()
-        # The fixture's own connection: after a reload tor has re-read
-        # __OwningControllerProcess from its torrc, and stem would make any new connection
-        # from this process the owning one (tor exits when that one closes).
-        controller = self.service.tor.owner_controller()
-        controller.add_event_listener(tracker, EventType.HS_DESC)
-        try:
-            result = subprocess.run([*ONIONPOST_CMD, "owner", *args], capture_output=True,
-                                    text=True, env=self.server_env, timeout=60)
-            if "tor reloaded" in result.stdout:
-                wait_until(tracker.done, 60, "the descriptor upload after the reload",
-                           self.service.tor.log_tail)
-        finally:
-            controller.remove_event_listener(tracker)
-        return result
+        """`onionpost owner ...` on the server: add and remove return once tor published."""
+        return subprocess.run([*ONIONPOST_CMD, "owner", *args], capture_output=True,
+                              text=True, env=self.server_env, timeout=120)
 
     def join(self, invitation: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*ONIONPOST_CMD, "owner", "join", "--torrc", "/nonexistent",
@@ -130,7 +118,7 @@ def test_add_and_join_then_fetch_owner_drains_the_box(owner_stack: OwnerStack) -
 
     added = stack.owner("add", "laptop", "--ssh-key", key.stdout.strip())
     assert added.returncode == 0, added.stderr
-    assert "tor reloaded" in added.stdout
+    assert "tor reloaded: in effect now, published to" in added.stdout
     # forget the descriptor cached by the first test (NEWNYM also drops keys added over the
     # ControlPort: so before `join`, which adds one)
     stack.network.new_identity()
@@ -185,7 +173,7 @@ def test_after_remove_a_fresh_client_with_the_old_key_cannot_connect(
     assert phone.returncode == 0, phone.stderr
     removed = stack.owner("remove", "laptop")
     assert removed.returncode == 0, removed.stderr
-    assert "tor reloaded" in removed.stdout
+    assert "tor reloaded: in effect now, published to" in removed.stdout
     assert "laptop" not in stack.rig.sshd.authorized_keys.read_text()
     laptop_auth_dir = stack.home / ".config" / "onionpost" / "onion_auth"
     assert list(laptop_auth_dir.iterdir())  # what `join` wrote for the laptop's tor
@@ -212,3 +200,47 @@ def test_after_remove_a_fresh_client_with_the_old_key_cannot_connect(
 
     assert with_old_key == 0xF5, hex(with_old_key or 0)  # "wrong client authorization"
     assert with_a_kept_key is None
+
+
+def test_a_change_in_the_second_of_the_last_upload_is_still_published(
+        owner_stack: OwnerStack) -> None:
+    """An HSDir keeps its descriptor unless the new one's revision counter (tor's current
+    second) is higher: a change reloaded in the second of tor's previous upload is refused,
+    and tor would publish it only an hour or two later. reload_and_publish sees the refusal
+    and changes again in the next second. The fixture's own connection: a new one from this
+    process would take ownership of tor (see OwnerStack)."""
+    stack = owner_stack
+    access = OwnerAccess(stack.service.hs_dir, stack.rig.sshd.authorized_keys)
+    controller = stack.service.tor.owner_controller()
+    ours = stack.service.address.removesuffix(".onion")
+    events: list[tuple[str, str | None]] = []
+
+    def listen(event: HSDescEvent) -> None:
+        if str(event.address) == ours and event.action in ("UPLOADED", "FAILED"):
+            events.append((event.action, event.reason))
+
+    publications: list[control.Publication | None] = []
+    controller.add_event_listener(listen, EventType.HS_DESC)
+    try:
+        for _ in range(8):  # until our reload falls in the second of tor's upload
+            tracker = UploadTracker()
+            controller.add_event_listener(tracker, EventType.HS_DESC)
+            access.add("tick", None, "true")
+            assert control.reload(controller)
+            wait_until(tracker.done, 60, "the upload after the test's own reload",
+                       stack.service.tor.log_tail)
+            controller.remove_event_listener(tracker)
+            del events[:]
+            access.remove("tick", then=lambda: publications.append(control.reload_and_publish(
+                controller, stack.service.address, access.renew_lock_entry)))
+            if ("FAILED", "UPLOAD_REJECTED") in events:
+                break
+    finally:
+        controller.remove_event_listener(listen)
+
+    refused = [index for index, event in enumerate(events)
+               if event == ("FAILED", "UPLOAD_REJECTED")]
+    assert refused, f"tor's upload and the change never fell in one second: {events}"
+    publication = publications[-1]
+    assert publication is not None and publication.published, publication
+    assert ("UPLOADED", None) in events[refused[-1]:]

@@ -226,3 +226,37 @@ def test_owners_added_at_the_same_moment_all_keep_their_ssh_key(access: OwnerAcc
     installed = access.ssh_keys.read_text()
     assert [key in installed for key in keys] == [True] * 16
     assert len(access.owners()) == 16
+
+
+def test_cli_bad_arguments_exit_64_and_help_0(tmp_path: Path) -> None:
+    assert _owner(tmp_path).returncode == 64
+    assert _owner(tmp_path, "frobnicate").returncode == 64
+    assert _owner(tmp_path, "add", "--help").returncode == 0
+
+
+def test_the_next_change_waits_until_the_previous_one_is_published(access: OwnerAccess
+                                                                   ) -> None:
+    """`then` (tor's reload and its upload) runs under the lock: a second change reloaded in
+    the same second as the first one's upload would be refused by the HSDirs."""
+    import threading
+
+    publishing, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def publish_slowly(key: object) -> None:
+        publishing.set()
+        release.wait(30)
+        done.append("one published")
+
+    first = threading.Thread(target=access.add, args=("one", None, "true", publish_slowly))
+    second = threading.Thread(target=access.remove, args=("one", lambda: done.append("removed")))
+    first.start()
+    assert publishing.wait(30)
+    second.start()
+    second.join(0.3)
+    assert done == [] and second.is_alive()
+    release.set()
+    first.join(30)
+    second.join(30)
+
+    assert done == ["one published", "removed"]

@@ -1,4 +1,5 @@
-"""onionpost.tor.control's pure parts: bootstrap phase, pow-params, the HSFETCH outcome."""
+"""onionpost.tor.control's pure parts: bootstrap phase, pow-params, the HSFETCH outcome, the
+uploads after a reload."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from onionpost.tor.control import (
     Bootstrap,
     FetchOutcome,
     PowState,
+    Publication,
+    Uploads,
     parse_bootstrap_phase,
     parse_pow_params,
     service_id,
@@ -82,3 +85,39 @@ def test_fetch_outcome_is_consistent(events: list[tuple[str, str]]) -> None:
     assert outcome.failed <= outcome.requested
     if outcome.published is False:
         assert outcome.requested and outcome.failed == outcome.requested
+
+
+def _uploads(*events: tuple[str, str, str | None], address: str = ADDRESS) -> Uploads:
+    uploads = Uploads(ADDRESS)
+    for action, hsdir, reason in events:
+        uploads.feed(action, address, hsdir, reason)
+    return uploads
+
+
+def test_uploads_settle_when_every_hsdir_answered() -> None:
+    uploads = _uploads(("UPLOAD", "A", None), ("UPLOAD", "B", None), ("UPLOADED", "A", None))
+    assert not uploads.settled
+    uploads.feed("UPLOADED", ADDRESS, "B", None)
+    assert uploads.settled and uploads.uploaded == 2
+    assert Publication(online=True, uploads=uploads).published
+
+
+def test_a_refusal_is_not_a_publication() -> None:
+    """Same revision counter as the HSDir's copy (the same second): UPLOAD_REJECTED."""
+    uploads = _uploads(("UPLOAD", "A", None), ("UPLOAD", "B", None),
+                       ("UPLOADED", "A", None), ("FAILED", "B", "UPLOAD_REJECTED"))
+    assert uploads.settled and uploads.rejected == 1 and uploads.failed == 0
+    assert not Publication(online=True, uploads=uploads).published
+
+
+def test_uploads_ignore_other_services_and_fetch_failures() -> None:
+    uploads = _uploads(("UPLOAD", "A", None), ("UPLOADED", "A", None),
+                       ("FAILED", "B", "NOT_FOUND"))  # a fetch by someone: no UPLOAD to B
+    other = _uploads(("UPLOAD", "A", None), ("UPLOADED", "A", None), address="x" * 56)
+    assert uploads.settled and uploads.failed == 0
+    assert not other.settled and other.uploaded == 0
+
+
+def test_nothing_uploaded_is_not_settled() -> None:
+    assert not _uploads().settled
+    assert not Publication(online=False, uploads=_uploads()).published

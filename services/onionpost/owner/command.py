@@ -7,11 +7,12 @@ from pathlib import Path
 
 import stem
 
-from onionpost.exits import EX_CANTCREAT, EX_OK, EX_TEMPFAIL, CommandError
+from onionpost.exits import EX_CANTCREAT, EX_OK, EX_TEMPFAIL, CommandError, parse_args
 from onionpost.owner.invitation import Invitation
 from onionpost.owner.registry import OwnerAccess, check_name, parse_ssh_key
 from onionpost.settings import Settings
 from onionpost.tor import control
+from onionpost.tor.client_auth import OwnerKey
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str], settings: Settings) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(_parser(), argv)
+    if isinstance(args, int):
+        return args
     try:
         return int(args.run(args, settings))
     except OSError as error:
@@ -68,10 +71,13 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
     ssh_key = parse_ssh_key(args.ssh_key) if args.ssh_key is not None else None
     access = _access(settings)
     address = access.address()
-    key = access.add(name, ssh_key, settings.owner_serve_command)
-    print(Invitation(name, address, key.client_line(address), settings.owner_ssh_user,
-                     ssh_key, settings.ntfy_topic).render(), flush=True)
-    reload_tor(settings, f"owner {name!r} is written but not active yet")
+
+    def announce_and_publish(key: OwnerKey) -> None:
+        print(Invitation(name, address, key.client_line(address), settings.owner_ssh_user,
+                         ssh_key, settings.ntfy_topic).render(), flush=True)
+        publish(settings, access, f"owner {name!r} is written but not active yet")
+
+    access.add(name, ssh_key, settings.owner_serve_command, then=announce_and_publish)
     return EX_OK
 
 
@@ -89,10 +95,14 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _remove(args: argparse.Namespace, settings: Settings) -> int:
     name = check_name(args.name)
-    _access(settings).remove(name)
-    print(f"removed owner {name!r}: onion key and ssh key")
-    reload_tor(settings, f"owner {name!r} is removed from the files, but tor still accepts"
-                         " the key")
+    access = _access(settings)
+
+    def announce_and_publish() -> None:
+        print(f"removed owner {name!r}: onion key and ssh key", flush=True)
+        publish(settings, access, f"owner {name!r} is removed from the files, but tor still"
+                                  " accepts the key")
+
+    access.remove(name, then=announce_and_publish)
     return EX_OK
 
 
@@ -102,14 +112,31 @@ def _join(args: argparse.Namespace, settings: Settings) -> int:
     return join.run(args, settings)
 
 
-def reload_tor(settings: Settings, pending: str) -> None:
-    """SIGNAL RELOAD: tor re-reads authorized_clients/ and re-publishes, no restart."""
+def publish(settings: Settings, access: OwnerAccess, pending: str) -> None:
+    """tor re-reads authorized_clients/ (SIGNAL RELOAD, no restart) and publishes the owner
+    onion's new descriptor; said in one line, or a CommandError when it cannot."""
     try:
         with control.connect(settings) as controller:
-            if not control.reload(controller):
-                raise CommandError(EX_TEMPFAIL, f"{pending}: tor did not confirm its reload;"
-                                   " reload or restart tor to apply")
+            publication = control.reload_and_publish(controller, access.address(),
+                                                     access.renew_lock_entry)
     except (control.TorControlError, stem.ControllerError, stem.SocketError) as error:
         raise CommandError(EX_TEMPFAIL, f"{pending}: tor did not reload ({error});"
                            " reload or restart tor to apply") from None
-    print("tor reloaded: in effect now")
+    if publication is None:
+        raise CommandError(EX_TEMPFAIL, f"{pending}: tor did not confirm its reload;"
+                           " reload or restart tor to apply")
+    uploads = publication.uploads
+    if publication.published:
+        print(f"tor reloaded: in effect now, published to {uploads.uploaded} onion"
+              " directories")
+    elif not publication.online:
+        print("tor reloaded: in effect once tor is connected to the Tor network (it"
+              " publishes the owner onion then)")
+    elif not uploads.settled:
+        print(f"tor reloaded: tor publishes the change as soon as the owner onion is up"
+              f" (nothing published within {control.UPLOAD_WAIT_SECONDS:.0f} s)")
+    else:
+        raise CommandError(EX_TEMPFAIL, f"{pending}: tor reloaded, but the onion directories"
+                           f" did not take the new descriptor ({uploads.uploaded} took it,"
+                           f" {uploads.rejected} refused it, {uploads.failed} failed);"
+                           " restart tor to publish it")

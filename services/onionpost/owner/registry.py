@@ -9,7 +9,7 @@ import fcntl
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,9 +121,11 @@ class OwnerAccess:
         return [Owner(name, added.get(name), name in with_keys)
                 for name in sorted(added.keys() | with_keys)]
 
-    def add(self, name: str, ssh_key: str | None, command: str) -> OwnerKey:
+    def add(self, name: str, ssh_key: str | None, command: str,
+            then: Callable[[OwnerKey], None] = lambda key: None) -> OwnerKey:
         """A new key pair for `name` (its public half in authorized_clients/) and, when
-        given, its ssh key forced to `command`. Tor applies it after a reload."""
+        given, its ssh key forced to `command`. Tor applies it after a reload: `then`, run
+        before the next change may start."""
         with self._one_change_at_a_time():
             self._refuse_clashes(name, ssh_key)
             self.ensure_lock()
@@ -133,10 +135,12 @@ class OwnerAccess:
             key = OwnerKey.generate()
             maildir.write_private(self.clients / f"{name}.auth",
                                   key.service_line().encode() + b"\n", like=self.onion_dir)
+            then(key)
             return key
 
-    def remove(self, name: str) -> None:
-        """Both the auth file and the ssh key of `name` (tor forgets it after a reload)."""
+    def remove(self, name: str, then: Callable[[], None] = lambda: None) -> None:
+        """Both the auth file and the ssh key of `name` (tor forgets it after a reload:
+        `then`, run before the next change may start)."""
         with self._one_change_at_a_time():
             self.ensure_lock()
             lines = self._key_lines()
@@ -144,8 +148,17 @@ class OwnerAccess:
             if len(kept) != len(lines):
                 self._write_keys(kept)
             removed_auth = maildir.remove_durably(self.clients / f"{name}.auth")
-        if not removed_auth and len(kept) == len(lines):
-            raise CommandError(EX_NOUSER, f"no owner {name!r} (onionpost owner list shows them)")
+            if not removed_auth and len(kept) == len(lines):
+                raise CommandError(EX_NOUSER, f"no owner {name!r} (onionpost owner list shows"
+                                   " them)")
+            then()
+
+    def renew_lock_entry(self) -> None:
+        """A new key in the lock entry: a change that makes tor rebuild the descriptor.
+        Only from a `then` of add or remove (it takes no lock of its own)."""
+        maildir.write_private(self.clients / LOCK_FILE,
+                              OwnerKey.generate().service_line().encode() + b"\n",
+                              like=self.onion_dir)
 
     @contextmanager
     def _one_change_at_a_time(self) -> Iterator[None]:

@@ -9,6 +9,8 @@ import re
 import socket
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 logging.getLogger("stem").setLevel(logging.WARNING)
 
 FETCH_QUIET_SECONDS = 1.0
+UPLOAD_WAIT_SECONDS = 60.0
+PUBLISH_ATTEMPTS = 3
 _BOOTSTRAP = re.compile(r'PROGRESS=(\d+).*?SUMMARY="([^"]*)"')
 _POW_PARAMS = re.compile(r"^pow-params (\S+) (\S+) (\d+) (\S+)$", re.MULTILINE)
 
@@ -82,6 +86,48 @@ class FetchOutcome:
         if self.requested and self.failed >= self.requested:
             return False
         return None
+
+
+@dataclass
+class Uploads:
+    """tor's uploads of one onion service's descriptors after a reload: an UPLOAD per
+    HSDir, then UPLOADED or FAILED (REASON=UPLOAD_REJECTED when the HSDir keeps what it
+    has)."""
+
+    address: str
+    pending: Counter[str] = field(default_factory=Counter)
+    uploaded: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+    def feed(self, action: str, address: str, hsdir: str, reason: str | None) -> None:
+        if address != self.address:
+            return
+        if action == "UPLOAD":
+            self.pending[hsdir] += 1
+        elif action in ("UPLOADED", "FAILED") and self.pending[hsdir] > 0:
+            self.pending[hsdir] -= 1  # a FAILED fetch by someone else has no UPLOAD
+            self.uploaded += action == "UPLOADED"
+            self.rejected += action == "FAILED" and reason == "UPLOAD_REJECTED"
+            self.failed += action == "FAILED" and reason != "UPLOAD_REJECTED"
+
+    @property
+    def settled(self) -> bool:
+        """Every HSDir tor uploaded to has answered."""
+        started = self.uploaded + self.rejected + self.failed > 0
+        return started and not any(count > 0 for count in self.pending.values())
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What became of a reload's new descriptors."""
+
+    online: bool  # tor is bootstrapped: it can publish now
+    uploads: Uploads
+
+    @property
+    def published(self) -> bool:
+        return self.uploads.settled and self.uploads.uploaded > 0 and not self.uploads.rejected
 
 
 def service_id(address: str) -> str:
@@ -145,6 +191,58 @@ def reload(controller: Controller, timeout: float = 10.0) -> bool:
         return heard.wait(timeout)
     finally:
         controller.remove_event_listener(listen)
+
+
+def reload_and_publish(controller: Controller, address: str, change_again: Callable[[], None],
+                       timeout: float = UPLOAD_WAIT_SECONDS) -> Publication | None:
+    """SIGNAL RELOAD after a change of the onion service at `address` (its client keys),
+    then wait until the HSDirs took its new descriptors. None: tor did not reload.
+
+    An HSDir keeps the descriptor it has unless the new one's revision counter is higher,
+    and tor derives that counter from the current second: a change reloaded in the same
+    second as the previous upload is refused, and tor would publish it only at its next
+    scheduled upload, an hour or two later (a removed owner's key would work until then).
+    So after a refusal, `change_again` makes another change (tor rebuilds only on a change)
+    that is reloaded in the next second; and we return only once the second of our upload
+    is over, so that the next change gets a higher counter."""
+    online = bootstrap(controller).progress == 100
+    uploads = Uploads(service_id(address))
+    for attempt in range(PUBLISH_ATTEMPTS):
+        if attempt:
+            _sleep_into_next_second()
+            change_again()
+        uploads = Uploads(service_id(address))
+        if not _reload_watching(controller, uploads, timeout if online else 0.0):
+            return None
+        if not uploads.rejected:
+            break
+    _sleep_into_next_second()
+    return Publication(online, uploads)
+
+
+def _reload_watching(controller: Controller, uploads: Uploads, timeout: float) -> bool:
+    changed = threading.Event()
+
+    def listen(event: HSDescEvent) -> None:
+        uploads.feed(event.action, str(event.address),
+                     event.directory_fingerprint or event.directory or "?", event.reason)
+        changed.set()
+
+    controller.add_event_listener(listen, EventType.HS_DESC)
+    try:
+        if not reload(controller):
+            return False
+        deadline = time.monotonic() + timeout
+        while not uploads.settled and (remaining := deadline - time.monotonic()) > 0:
+            changed.wait(min(remaining, 1.0))
+            changed.clear()
+        return True
+    finally:
+        controller.remove_event_listener(listen)
+
+
+def _sleep_into_next_second() -> None:
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
 
 
 def bootstrap(controller: Controller) -> Bootstrap:
