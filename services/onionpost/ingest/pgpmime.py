@@ -7,6 +7,8 @@ import secrets
 from email import message_from_bytes
 from email.message import Message
 
+from onionpost.openpgp_packets import is_encrypted_message
+
 # In clear outside, copied from the message (first field of each name): what delivery and
 # threading need. Our Return-Path and Received come before them, as without a key.
 KEPT = (b"from", b"to", b"cc", b"date", b"message-id", b"in-reply-to", b"references")
@@ -59,19 +61,34 @@ def header_fields(header: bytes) -> dict[bytes, bytes]:
 
 def already_encrypted(message: bytes) -> bool:
     """PGP/MIME (multipart/encrypted, protocol application/pgp-encrypted) or a body that is
-    one inline PGP message: stored as received, not wrapped again. A message that only says
-    it is encrypted (a label on clear text) is not: it is wrapped like any other."""
+    one inline PGP message, whose armored block really is OpenPGP ciphertext (session key
+    packets, then encrypted data: openpgp_packets): stored as received, not wrapped again.
+    A message that only says or looks encrypted (a label, or clear text between the armor
+    lines) is not: it is wrapped like any other, and so is any other multipart."""
     header, body = split_header(message)
     content_type = header_fields(header).get(b"content-type")
-    if content_type is not None and len(content_type) <= CONTENT_TYPE_LIMIT:
-        parsed = Message()
-        parsed["Content-Type"] = (content_type.partition(b":")[2].replace(b"\r\n", b"")
-                                  .decode("ascii", "replace").strip())
+    if content_type is None:
+        return _one_encrypted_block(body)
+    if len(content_type) > CONTENT_TYPE_LIMIT:
+        return False
+    parsed = Message()
+    parsed["Content-Type"] = (content_type.partition(b":")[2].replace(b"\r\n", b"")
+                              .decode("ascii", "replace").strip())
+    if parsed.get_content_type() == "multipart/encrypted":
         protocol = str(parsed.get_param("protocol") or "").lower()
-        if parsed.get_content_type() == "multipart/encrypted":
-            return (protocol == "application/pgp-encrypted" and _pgp_mime_shaped(body)
-                    and _pgp_mime_holds_ciphertext(content_type + b"\r\n" + _skeleton(body)))
-    return _one_armored_message(body)
+        return (protocol == "application/pgp-encrypted" and _pgp_mime_shaped(body)
+                and _pgp_mime_holds_ciphertext(content_type + b"\r\n" + _skeleton(body))
+                and is_encrypted_message(body[body.find(BEGIN):body.rfind(END) + len(END)]))
+    return parsed.get_content_maintype() != "multipart" and _one_encrypted_block(body)
+
+
+def _one_encrypted_block(body: bytes) -> bool:
+    """Inline PGP: nothing but white space around one armored block of ciphertext. Text
+    there, however short, is the sender's own words in clear (no mail program writes a
+    standard line there, as they do around PGP/MIME's parts): such a body is wrapped."""
+    begin, end = body.find(BEGIN), body.rfind(END) + len(END)
+    return (0 <= begin < end and not body[:begin].strip() and not body[end:].strip()
+            and is_encrypted_message(body[begin:end]))
 
 
 def _one_armored_message(text: bytes) -> bool:
