@@ -221,6 +221,49 @@ def test_a_message_that_merely_quotes_a_pgp_block_is_encrypted(
     assert decrypted(gpg, stored) == sent
 
 
+def fake_pgp(kind: str) -> bytes:
+    """Clear text in the shape of encrypted mail: the armor lines around it, inline or as
+    RFC 3156's second part (issue 13: both were stored as received, in clear)."""
+    clear = (b"-----BEGIN PGP MESSAGE-----\r\n\r\nMy secret " + MARKER
+             + b"\r\n-----END PGP MESSAGE-----\r\n")
+    head = b"From: a@example.org\r\nSubject: " + SUBJECT_MARKER + b"\r\n"
+    if kind == "inline":
+        return head + b"\r\n" + clear
+    return (head + b"MIME-Version: 1.0\r\nContent-Type: multipart/encrypted;\r\n"
+            b" protocol=\"application/pgp-encrypted\"; boundary=\"x\"\r\n\r\n"
+            b"--x\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n"
+            b"--x\r\nContent-Type: application/octet-stream\r\n\r\n" + clear + b"\r\n--x--\r\n")
+
+
+@pytest.mark.parametrize("kind", ["pgp-mime", "inline"])
+def test_clear_text_between_pgp_armor_lines_is_stored_encrypted(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG,
+        kind: str) -> None:
+    sent = fake_pgp(kind)
+    ingest = start_ingest(pgp_key=owner_key)
+    send(ingest, sent)
+    stored = only_stored(ingest)
+    assert MARKER not in stored and SUBJECT_MARKER not in stored
+    assert decrypted(gpg, stored) == sent
+
+
+def test_a_real_inline_message_beside_a_fake_one_is_kept_as_sent(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG) -> None:
+    """In one ingest: the real one stored byte for byte as sent, the fake one encrypted."""
+    armored = gpg.run("--armor", "--encrypt", "--recipient", OWNER,
+                      data=b"secret").stdout.replace(b"\n", b"\r\n")
+    real = b"From: a@example.org\r\nSubject: inline\r\n\r\n" + armored
+    ingest = start_ingest(pgp_key=owner_key)
+    send(ingest, real)
+    send(ingest, fake_pgp("inline"))
+    stored = sorted((path.read_bytes() for path in ingest.messages()), key=len)
+    assert len(stored) == 2
+    kept = [data for data in stored if split_trace(data)[1] == real]
+    [wrapped] = [data for data in stored if split_trace(data)[1] != real]
+    assert len(kept) == 1
+    assert MARKER not in wrapped and decrypted(gpg, wrapped) == fake_pgp("inline")
+
+
 def ingest_exit(owner_key: Path | str, tmp_path: Path, redis_url: str
                 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ONIONPOST_PGP_KEY": str(owner_key), "ONIONPOST_DOMAIN":
