@@ -221,11 +221,11 @@ def test_a_message_that_merely_quotes_a_pgp_block_is_encrypted(
     assert decrypted(gpg, stored) == sent
 
 
-def fake_pgp(kind: str) -> bytes:
+def fake_pgp(kind: str, size: int = 0) -> bytes:
     """Clear text in the shape of encrypted mail: the armor lines around it, inline or as
     RFC 3156's second part (issue 13: both were stored as received, in clear)."""
-    clear = (b"-----BEGIN PGP MESSAGE-----\r\n\r\nMy secret " + MARKER
-             + b"\r\n-----END PGP MESSAGE-----\r\n")
+    clear = (b"-----BEGIN PGP MESSAGE-----\r\n\r\nMy secret " + MARKER + b"\r\n"
+             + b"more clear words\r\n" * (size // 18) + b"-----END PGP MESSAGE-----\r\n")
     head = b"From: a@example.org\r\nSubject: " + SUBJECT_MARKER + b"\r\n"
     if kind == "inline":
         return head + b"\r\n" + clear
@@ -247,21 +247,23 @@ def test_clear_text_between_pgp_armor_lines_is_stored_encrypted(
     assert decrypted(gpg, stored) == sent
 
 
+@pytest.mark.parametrize("size", [0, 2_000_000], ids=["small", "spilled"])
 def test_a_real_inline_message_beside_a_fake_one_is_kept_as_sent(
-        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG) -> None:
+        start_ingest: Callable[..., IngestProcess], owner_key: Path, gpg: GnuPG,
+        size: int) -> None:
     """In one ingest: the real one stored byte for byte as sent, the fake one encrypted."""
-    armored = gpg.run("--armor", "--encrypt", "--recipient", OWNER,
-                      data=b"secret").stdout.replace(b"\n", b"\r\n")
-    real = b"From: a@example.org\r\nSubject: inline\r\n\r\n" + armored
+    armored = gpg.run("--armor", "-z", "0", "--encrypt", "--recipient", OWNER,
+                      data=os.urandom(size) + b"secret").stdout.replace(b"\n", b"\r\n")
+    real, fake = b"From: a@example.org\r\nSubject: inline\r\n\r\n" + armored, fake_pgp(
+        "inline", size)
     ingest = start_ingest(pgp_key=owner_key)
     send(ingest, real)
-    send(ingest, fake_pgp("inline"))
-    stored = sorted((path.read_bytes() for path in ingest.messages()), key=len)
-    assert len(stored) == 2
+    send(ingest, fake)
+    stored = [path.read_bytes() for path in ingest.messages()]
     kept = [data for data in stored if split_trace(data)[1] == real]
-    [wrapped] = [data for data in stored if split_trace(data)[1] != real]
-    assert len(kept) == 1
-    assert MARKER not in wrapped and decrypted(gpg, wrapped) == fake_pgp("inline")
+    wrapped = [data for data in stored if split_trace(data)[1] != real]
+    assert len(kept) == 1 and len(wrapped) == 1
+    assert MARKER not in wrapped[0] and decrypted(gpg, wrapped[0]) == fake
 
 
 def ingest_exit(owner_key: Path | str, tmp_path: Path, redis_url: str
