@@ -11,6 +11,10 @@ BEGIN, END = b"-----BEGIN PGP MESSAGE-----", b"-----END PGP MESSAGE-----"
 # ~100 bytes for cv25519, ~530 for RSA 4096) and the header of the encrypted data packet.
 DECODED_LIMIT = 8192
 HEAD_CHARS = DECODED_LIMIT // 3 * 4
+# The armor checksum is verified when the data is at most this long: CRC24 runs in Python
+# (~0.11 ms a KiB here), and it is optional (RFC 9580 6.1) and proves nothing against a
+# forger, who computes it; short messages (most of those gpg writes a CRC for) get it.
+CHECKSUM_LIMIT = 2048
 # The armor header lines (Version:, Comment:, ...) and the blank line after them.
 ARMOR_HEADERS_LIMIT = 2048
 BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -70,43 +74,60 @@ def is_encrypted_message(block: bytes) -> bool:
 def dearmor(block: bytes) -> Dearmored | None:
     """The head of the data an armored PGP MESSAGE block holds, or None when it is not one:
     header lines then a blank line, only base64 after them (padded), an optional checksum
-    line. The whole block is checked with two C passes (bytes methods); only its head is
-    decoded, and its checksum is verified when the head is all of it."""
+    line. Only the head is decoded; when it starts with a session key packet, the whole
+    block's characters are checked with one C pass (bytes.translate), and its checksum is
+    verified when it is short."""
     if not block.endswith(END):
         return None
     data_start = _after_armor_headers(block[:ARMOR_HEADERS_LIMIT])
     if data_start is None:
         return None
     data_end, checksum = _data_end_and_checksum(block, data_start)
-    data = block[data_start:data_end]
-    chars = len(data) - data.count(b"\n") - data.count(b"\r")
-    padding = data.translate(None, BASE64 + b"\r\n")
-    if chars == 0 or chars % 4 or padding not in (b"", b"=", b"==") or not data.endswith(
-            padding):
-        return None
-    size = chars // 4 * 3 - len(padding)
-    wanted = min(chars, HEAD_CHARS)
-    compact = data[:3 * wanted + 3].translate(None, b"\r\n")[:wanted]
-    if len(compact) < wanted:  # blank lines in the data: not worth reading on
-        return None
-    try:
-        head = binascii.a2b_base64(compact, strict_mode=True)
-    except binascii.Error:
-        return None
-    if checksum is not None and not _checksum_matches(checksum, head, size):
+    head = _decoded_head(block[data_start:data_end], data_end - data_start)
+    first = None if head is None else packet_header(head, 0)
+    if head is None or first is None or first.tag not in ESK_VERSIONS:
+        return None  # clear text is turned away here, before any pass over all of it
+    size = _decoded_size(block[data_start:data_end])
+    if size is None or not _checksum_matches(checksum, head, size):
         return None
     return Dearmored(head, size)
 
 
-def _checksum_matches(line: bytes, head: bytes, size: int) -> bool:
-    """A well-formed `=XXXX` line, and the CRC24 of the data when the head is all of it: a
-    longer block's would take reading all of it, and proves nothing against a forger (who
-    computes it) anyway."""
+def _decoded_head(data: bytes, length: int) -> bytes | None:
+    """The first DECODED_LIMIT bytes `data` (base64 lines) decodes to; from a prefix of it
+    long enough for lines of one character."""
+    prefix_length = 3 * HEAD_CHARS + 3
+    compact = data[:prefix_length].translate(None, b"\r\n")[:HEAD_CHARS]
+    if length > prefix_length and len(compact) < HEAD_CHARS:
+        return None  # blank lines in the data: not worth reading on
+    try:
+        return binascii.a2b_base64(compact, strict_mode=True)
+    except binascii.Error:
+        return None
+
+
+def _decoded_size(data: bytes) -> int | None:
+    """What all of `data` decodes to, in bytes, when it is base64 lines with its padding at
+    the end only; else None. One pass: the characters left once the alphabet is removed."""
+    others = data.translate(None, BASE64)
+    padding = others.translate(None, b"\r\n")
+    chars = len(data) - len(others) + len(padding)
+    if chars == 0 or chars % 4 or padding not in (b"", b"=", b"==") or not data.endswith(
+            padding):
+        return None
+    return chars // 4 * 3 - len(padding)
+
+
+def _checksum_matches(line: bytes | None, head: bytes, size: int) -> bool:
+    """No `=XXXX` line (it is optional), or a well-formed one, and the CRC24 of the data
+    when it is short (CHECKSUM_LIMIT)."""
+    if line is None:
+        return True
     try:
         expected = binascii.a2b_base64(line[1:], strict_mode=True)
     except binascii.Error:
         return False
-    return len(expected) == 3 and (size > DECODED_LIMIT
+    return len(expected) == 3 and (size > CHECKSUM_LIMIT
                                    or crc24(head) == int.from_bytes(expected, "big"))
 
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from tests.support.gpg import GnuPG
 
 from onionpost.openpgp_packets import (
+    CHECKSUM_LIMIT,
     DECODED_LIMIT,
     Dearmored,
     crc24,
@@ -239,9 +240,10 @@ def test_signatures_and_keys_relabelled_as_message_are_not_encrypted(gpg: GnuPG)
 def test_a_missing_crc_line_is_fine_and_a_long_block_skips_it() -> None:
     packets = PKESK + new_packet(18, b"\x01" + os.urandom(60))
     assert is_encrypted_message(armor(packets, checksum=False)) is True
-    long = PKESK + new_packet(18, b"\x01" + os.urandom(DECODED_LIMIT * 2))
+    long = PKESK + new_packet(18, b"\x01" + os.urandom(CHECKSUM_LIMIT))
     wrong = armor(long, checksum=False).replace(b"\r\n-----END", b"\r\n=AAAA\r\n-----END")
-    assert is_encrypted_message(wrong) is True  # beyond the head: not computed, see dearmor
+    assert is_encrypted_message(wrong) is True  # not computed: see CHECKSUM_LIMIT
+    assert is_encrypted_message(armor(long)) is True
     short = armor(packets, checksum=False).replace(b"\r\n-----END", b"\r\n=AAAA\r\n-----END")
     assert is_encrypted_message(short) is False
 
