@@ -8,6 +8,7 @@ bodies; BENCH_ROUNDS, default 5: the best of that many runs is shown).
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from collections.abc import Callable
 import pysequoia
 
 from onionpost.ingest.pgpmime import already_encrypted
+from onionpost.openpgp_packets import CHECKSUM_LIMIT, crc24
 
 HEAD = b"From: a@example.org\r\nSubject: s\r\n"
 PGP_MIME = (b"MIME-Version: 1.0\r\nContent-Type: multipart/encrypted;\r\n"
@@ -32,13 +34,24 @@ def best(work: Callable[[], object], rounds: int) -> float:
     return min(times)
 
 
+def with_checksum(armored: bytes) -> bytes:
+    """pysequoia writes no CRC24 line (RFC 9580 says not to); gpg 2.2 does: add one."""
+    lines = armored.strip().split(b"\n")
+    data = base64.b64decode(b"".join(lines[2:-1]))
+    checksum = b"=" + base64.b64encode(crc24(data).to_bytes(3, "big"))
+    return b"\n".join([*lines[:-1], checksum, lines[-1]]) + b"\n"
+
+
 def bodies(size: int, cert: pysequoia.Cert) -> dict[str, tuple[bytes, bool]]:
     """name -> (message, what already_encrypted must say)."""
     armored = pysequoia.encrypt(os.urandom(size * 3 // 4), [cert]).replace(b"\n", b"\r\n")
     small = pysequoia.encrypt(os.urandom(10_000), [cert]).replace(b"\n", b"\r\n")
+    checked = with_checksum(pysequoia.encrypt(os.urandom(CHECKSUM_LIMIT - 200), [cert]))
     begin, end = b"-----BEGIN PGP MESSAGE-----\r\n\r\n", b"-----END PGP MESSAGE-----\r\n"
     return {
         "real inline, 10 KB": (HEAD + b"\r\n" + small, True),
+        "real inline, 2 KB, CRC checked": (HEAD + b"\r\n" + checked.replace(b"\n", b"\r\n"),
+                                           True),
         "real inline": (HEAD + b"\r\n" + armored, True),
         "real PGP/MIME": (HEAD + PGP_MIME + armored + b"\r\n--x--\r\n", True),
         "clear text between markers": (
