@@ -180,6 +180,7 @@ def fakes(real: bytes) -> dict[str, bytes]:
         "literal-data-alone": armor(new_packet(11, b"b\x00\x00\x00\x00\x00my secret")),
         "seipd-without-session-key": armor(SEIPD),
         "session-key-alone": armor(PKESK),
+        "session-keys-past-the-head": armor(PKESK * (DECODED_LIMIT // len(PKESK) + 1) + SEIPD),
         "marker-then-seipd": armor(new_packet(10, b"PGP") + SEIPD),
         "bad-crc": real.replace(lines[-2].strip(), b"=" + base64.b64encode(
             ((crc24(packets) + 1) & 0xFFFFFF).to_bytes(3, "big"))),
