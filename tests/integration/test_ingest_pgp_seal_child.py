@@ -60,7 +60,7 @@ def the_seal_child(ingest: IngestProcess) -> int:
 def gone(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped (before or while read)
         return True
 
 
@@ -91,8 +91,9 @@ def test_a_10_mb_message_is_sealed_by_a_child_that_gets_its_key_on_stdin(
     # Nothing but the two tmp/ paths in argv; the environment is ingest's own, unchanged:
     # the AES key of the message can be in neither.
     tmp = str(ingest.maildir / "tmp")
-    assert argv[:3] == [sys.executable.encode(), b"-m", CHILD_MODULE] and len(argv) == 5
+    assert argv[:3] == [sys.executable.encode(), b"-m", CHILD_MODULE] and len(argv) == 6
     assert argv[3].startswith(tmp.encode() + b"/") and argv[4] == argv[3] + b".pgp"
+    assert argv[5] == str(pid_of(ingest)).encode()
     assert environ == Path(f"/proc/{pid_of(ingest)}/environ").read_bytes()
     assert files_in(ingest.maildir / "tmp") == []
     assert decrypted(gpg, only_stored(ingest)) == sent
@@ -163,3 +164,17 @@ def test_a_hang_up_mid_seal_kills_the_child_and_keeps_nothing(
         reply = client.reply()
         assert reply is not None and reply.code == 250, reply
     assert len(ingest.messages()) == 1
+
+
+def test_a_seal_child_does_not_outlive_a_killed_ingest(
+        start_ingest: Callable[..., IngestProcess], owner_key: Path) -> None:  # noqa: F811
+    ingest = start(start_ingest, owner_key)
+    with end_data(ingest, big_message()):
+        child = the_seal_child(ingest)
+        # Its imports (pysequoia first) start once it has asked to die with ingest.
+        wait_for(lambda: b"pysequoia" in Path(f"/proc/{child}/maps").read_bytes(),
+                 interval=0.001, what="the seal child's imports")
+        os.kill(child, signal.SIGSTOP)  # would wait forever
+        os.kill(pid_of(ingest), signal.SIGKILL)
+        wait_for(lambda: gone(child), what="the seal child to die with ingest")
+    assert ingest.messages() == []

@@ -131,12 +131,14 @@ def test_a_seal_child_with_the_wrong_aes_key_decrypts_nothing_and_writes_nothing
     path.write_bytes(spill(cipher, [HEADER, b"Subject: s\r\n\r\n" + MARKER]))
     wrong = SpillCipher(records=cipher.records_written)
     result = subprocess.run(
-        [sys.executable, "-m", "onionpost.ingest.seal_child", str(path), f"{path}.pgp"],
+        [sys.executable, "-m", "onionpost.ingest.seal_child", str(path), f"{path}.pgp",
+         str(os.getpid())],
         input=sealer.child_input(wrong), capture_output=True, timeout=60)
     assert (result.returncode, result.stdout) == (65, b"bad-spill\n")
     assert os.listdir(tmp_path) == ["spill"]
     right = subprocess.run(
-        [sys.executable, "-m", "onionpost.ingest.seal_child", str(path), f"{path}.pgp"],
+        [sys.executable, "-m", "onionpost.ingest.seal_child", str(path), f"{path}.pgp",
+         str(os.getpid())],
         input=sealer.child_input(cipher), capture_output=True, timeout=60)
     size = (tmp_path / "spill.pgp").stat().st_size
     assert (right.returncode, right.stdout) == (0, b"sealed %d\n" % size)

@@ -1,8 +1,9 @@
 """The seal of one big message apart from ingest's process (`python -m
-onionpost.ingest.seal_child SPILL SEALED`): pysequoia holds the GIL for a whole encryption,
-which in ingest froze every session of the worker (docs/pgp.md). The message's AES key, its
-record count and the owner's key come on stdin, never in argv or the environment; the child
-reads the spill itself and writes the sealed file; one stdout line says how it went."""
+onionpost.ingest.seal_child SPILL SEALED INGEST_PID`): pysequoia holds the GIL for a whole
+encryption, which in ingest froze every session of the worker (docs/pgp.md). The message's
+AES key, its record count and the owner's key come on stdin, never in argv or the
+environment; the child reads the spill itself and writes the sealed file; one stdout line
+says how it went."""
 
 from __future__ import annotations
 
@@ -11,15 +12,28 @@ import os
 import signal
 import sys
 
-import pysequoia
-from cryptography.exceptions import InvalidTag
-
-from onionpost.ingest.sealed_form import KEY_SIZE, SpillCipher, stored_form, write_new
-from onionpost.pgp_key import EncryptionError, OwnerKey
-
 PR_SET_PDEATHSIG = 1
 # Exit statuses (sysexits): the parent also reads the stdout line, these are for a human.
 EX_DATAERR, EX_SOFTWARE, EX_IOERR = 65, 70, 74
+
+
+def die_with_ingest(ingest_pid: int) -> None:
+    """SIGKILL when ingest dies (worker.die_with_parent, without rq's imports); gone already
+    if it died since it started us."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != ingest_pid:
+        os._exit(EX_SOFTWARE)
+
+
+if __name__ == "__main__":  # before the imports below: ~50 ms in which ingest may die
+    die_with_ingest(int(sys.argv[3]))
+
+import pysequoia  # noqa: E402
+from cryptography.exceptions import InvalidTag  # noqa: E402
+
+from onionpost.ingest.sealed_form import KEY_SIZE, SpillCipher, stored_form, write_new  # noqa: E402
+from onionpost.pgp_key import EncryptionError, OwnerKey  # noqa: E402
 
 
 def request(data: bytes) -> tuple[SpillCipher, bool, OwnerKey]:
@@ -44,11 +58,6 @@ def seal(spill_path: str, sealed_path: str, data: bytes) -> int:
 
 
 def main() -> int:
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):  # never outlive ingest (worker.die_with_parent,
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # without rq's imports)
-    if os.getppid() != parent:
-        return EX_SOFTWARE
     spill_path, sealed_path = sys.argv[1:3]
     try:
         size = seal(spill_path, sealed_path, sys.stdin.buffer.read())

@@ -141,6 +141,7 @@ class SealedSpool(Spool):
         assert self._cipher is not None  # spilled: tmp_name is set
         child = self._child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "onionpost.ingest.seal_child", self._path, sealed_path,
+            str(os.getpid()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL)
         try:
