@@ -7,6 +7,7 @@ import sys
 
 MODULES = [
     "bench.ingest_throughput",
+    "bench.seal_stall",
     "bench.hostile",
     "bench.guardian_reaction",
     "bench.maildir_scale",

@@ -11,7 +11,9 @@ process counts to measure), BENCH_FSYNC ("group,file": ONIONPOST_FSYNC modes to 
 BENCH_PGP ("1:group": workers:mode setups measured again with encryption at rest, to a key
 made by gpg; empty: none), BENCH_KEEP_ALIVE=1 (-d: many messages per session),
 BENCH_LARGE_MESSAGES (100; 0: none): a second table with messages of 1 MB (Postfix,
-onionpost workers=1 fsync=group, plain and encrypted).
+onionpost workers=1 fsync=group, plain, encrypted, and encrypted with every message sealed
+in a child process: ONIONPOST_PGP_SEAL_PROCESS_SIZE=0), BENCH_BASELINE=<git revision>: the
+encrypted setups again with that revision's ingest (bench/baseline.py), in the same run.
 
 "CPU ms/msg" is the CPU time (user + system) that the ingest processes (parent and workers)
 spent while smtp-source ran, divided by the messages: start-up is not counted.
@@ -25,12 +27,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.support.gpg import GnuPG
 from tests.support.servers import IngestProcess, RedisServer
 
+from bench.baseline import export
 from bench.postfix_reference import PostfixReference
 
 DOMAIN = "bench.onion"
@@ -57,11 +60,15 @@ class Setup:
     workers: int
     fsync: str
     pgp_key: Path | None = None  # encryption at rest to this key
+    seal_process_size: str | None = None  # ONIONPOST_PGP_SEAL_PROCESS_SIZE, when not default
+    baseline: Path | None = None  # another revision's services/ (BENCH_BASELINE)
 
     @property
     def name(self) -> str:
         return (f"onionpost workers={self.workers} fsync={self.fsync}"
-                + (" pgp" if self.pgp_key else ""))
+                + (" pgp" if self.pgp_key else "")
+                + (f" child>{self.seal_process_size}" if self.seal_process_size else "")
+                + (" @baseline" if self.baseline else ""))
 
 
 def smtp_source(port: int, messages: int, keep_alive: bool, payload: int) -> list[str]:
@@ -104,6 +111,9 @@ def ingest_round(base: Path, redis: RedisServer, setup: Setup, messages: int,
         "ONIONPOST_REDIS_URL": redis.url, "ONIONPOST_INGEST_WORKERS": str(setup.workers),
         "ONIONPOST_FSYNC": setup.fsync,
         **({"ONIONPOST_PGP_KEY": str(setup.pgp_key)} if setup.pgp_key else {}),
+        **({"ONIONPOST_PGP_SEAL_PROCESS_SIZE": setup.seal_process_size}
+           if setup.seal_process_size else {}),
+        **({"PYTHONPATH": str(setup.baseline)} if setup.baseline else {}),
         "ONIONPOST_MAX_MESSAGES": str(messages * 2), "ONIONPOST_MAX_BYTES": "10GB",
         "ONIONPOST_CIRCUIT_MAX_SESSIONS": str(SESSIONS * 2),
         "ONIONPOST_CIRCUIT_MESSAGES_PER_MINUTE": str(messages * 100)})
@@ -188,7 +198,14 @@ def main() -> None:
     base.chmod(0o755)  # Postfix's virtual(8) runs as nobody and must reach its Maildir
     key = owner_key(base)
     setups = setups_from_env(key)
-    large_setups = [Setup(1, "group"), Setup(1, "group", key)] if large else []
+    # The last: every 1 MB message sealed in a child (the default keeps them in the thread).
+    large_setups = ([Setup(1, "group"), Setup(1, "group", key), Setup(1, "group", key, "0")]
+                    if large else [])
+    revision = os.environ.get("BENCH_BASELINE")
+    if revision:  # the same encrypted setups, run by that revision's ingest
+        baseline = export(revision, base)
+        setups += [replace(setup, baseline=baseline) for setup in setups if setup.pgp_key]
+        large_setups.append(Setup(1, "group", key, baseline=baseline))
     print(f"{messages} messages of {PAYLOAD} B, {SESSIONS} sessions, "
           f"{'-d (kept sessions)' if keep_alive else 'one message per session'}, "
           f"{rounds} rounds; Maildirs under {base}; load before: {load()}", flush=True)

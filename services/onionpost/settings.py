@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         "it (docs/pgp.md); empty: stored in clear")
     pgp_subject: Literal["hide", "keep"] = Field(
         "hide", description="with pgp_key: hide (the stored Subject is '...') or keep it")
+    pgp_seal_process_size: ByteSize = Field(
+        1_048_576,  # ingest/sealing.py's PROCESS_SEAL_SIZE says why
+        description="with pgp_key: a message bigger than this is encrypted in a "
+        "child process, so that its encryption does not stall the other sessions")
 
     # --- redis / queues ---------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for state + queues")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -61,8 +63,11 @@ def test_a_small_message_is_sealed_in_memory(
     assert os.listdir(tmp_dir) == []
 
 
+@pytest.mark.parametrize("process_size", [10 * 1024 * 1024, 0], ids=["thread", "child"])
 def test_a_spilled_message_reaches_tmp_only_encrypted(
-        tmp_dir: str, threads: ThreadPoolExecutor, sealer: Sealer, gpg: GnuPG) -> None:
+        tmp_dir: str, threads: ThreadPoolExecutor, sealer: Sealer, gpg: GnuPG,
+        process_size: int) -> None:
+    sealer.process_size = process_size  # 0: sealed by ingest/seal_child.py
     blocks = [b"Subject: s\r\n\r\n"] + [MARKER + bytes([65 + n]) * 70_000 + b"\r\n"
                                         for n in range(4)]
 
@@ -117,6 +122,26 @@ def test_an_expired_key_fails_the_seal_and_nothing_is_kept(
     asyncio.run(receive())
     threads.shutdown(wait=True)
     assert os.listdir(tmp_dir) == []
+
+
+def test_a_seal_child_with_the_wrong_aes_key_decrypts_nothing_and_writes_nothing(
+        tmp_path: Path, sealer: Sealer) -> None:
+    cipher = SpillCipher()
+    path = tmp_path / "spill"
+    path.write_bytes(spill(cipher, [HEADER, b"Subject: s\r\n\r\n" + MARKER]))
+    wrong = SpillCipher(records=cipher.records_written)
+    result = subprocess.run(
+        [sys.executable, "-m", "onionpost.ingest.seal_child", str(path), f"{path}.pgp",
+         str(os.getpid())],
+        input=sealer.child_input(wrong), capture_output=True, timeout=60)
+    assert (result.returncode, result.stdout) == (65, b"bad-spill\n")
+    assert os.listdir(tmp_path) == ["spill"]
+    right = subprocess.run(
+        [sys.executable, "-m", "onionpost.ingest.seal_child", str(path), f"{path}.pgp",
+         str(os.getpid())],
+        input=sealer.child_input(cipher), capture_output=True, timeout=60)
+    size = (tmp_path / "spill.pgp").stat().st_size
+    assert (right.returncode, right.stdout) == (0, b"sealed %d\n" % size)
 
 
 def spill(cipher: SpillCipher, parts: list[bytes]) -> bytes:
