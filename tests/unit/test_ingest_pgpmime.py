@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import email
 import os
-import sys
 from collections.abc import Callable
 
 import pysequoia
 import pytest
+from tests.support import work
 
 from onionpost.ingest.pgpmime import already_encrypted, header_fields, split_header, wrap
 
@@ -171,20 +171,8 @@ def many_fields(count: int) -> bytes:
 
 
 def calls_made(message: bytes, look: Callable[[bytes], object] = already_encrypted) -> int:
-    """Python and C function calls while `look` looks at the message: a count that grows
-    with the work done, not with the machine's speed."""
-    count = 0
-
-    def profile(_frame: object, event: str, _arg: object) -> None:
-        nonlocal count
-        count += event in ("call", "c_call")
-
-    sys.setprofile(profile)
-    try:
-        look(message)
-    finally:
-        sys.setprofile(None)
-    return count
+    """Function calls while `look` looks at the message (tests/support/work.py)."""
+    return work.calls_made(lambda: look(message))
 
 
 def test_deep_nesting_under_the_label_is_wrapped_not_a_recursion_error() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.support.gpg import GnuPG
+from tests.support.work import calls_made
 
 from onionpost.openpgp_packets import (
     CHECKSUM_LIMIT,
@@ -258,21 +258,6 @@ def test_crc24_known_value() -> None:
 
 # Bounds ------------------------------------------------------------------------------
 
-def calls_made(look: Callable[[], object]) -> int:
-    """Python and C function calls made by `look`: a count that grows with the work done in
-    Python, not with the machine's speed."""
-    count = 0
-
-    def profile(_frame: object, event: str, _arg: object) -> None:
-        nonlocal count
-        count += event in ("call", "c_call")
-
-    sys.setprofile(profile)
-    try:
-        look()
-    finally:
-        sys.setprofile(None)
-    return count
 
 
 def test_ten_megabytes_of_armor_cost_what_ten_kilobytes_do() -> None:
