@@ -1,7 +1,9 @@
-"""Fixtures shared by the spool tests (plain and sealed): a Maildir's tmp/ and spool threads."""
+"""Fixtures shared by unit tests: a Maildir's tmp/ and spool threads (the spool tests, plain
+and sealed), an environment without ONIONPOST_* variables (the settings readers' tests)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,3 +24,11 @@ def threads() -> Iterator[ThreadPoolExecutor]:
     executor = ThreadPoolExecutor(2)
     yield executor
     executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.upper().startswith("ONIONPOST_"):
+            monkeypatch.delenv(name)
+    return monkeypatch

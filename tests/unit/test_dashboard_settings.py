@@ -4,31 +4,16 @@ from the secrets directory, refusals), and `onionpost dashboard` loads no pydant
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.support.settings_outcome import outcome
 
 from onionpost import dashboard, setting_values
 from onionpost.dashboard import DashboardSettings
-from onionpost.settings import ConfigError, Settings, load_settings
-
-
-def outcome(read: object) -> object:
-    try:
-        return read()  # type: ignore[operator]
-    except ConfigError as error:
-        return ("refused", str(error).split(":")[0])
-
-
-@pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.upper().startswith("ONIONPOST_"):
-            monkeypatch.delenv(name)
-    return monkeypatch
+from onionpost.settings import Settings, load_settings
 
 
 def test_the_defaults_are_those_of_settings() -> None:

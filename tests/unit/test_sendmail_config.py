@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support.net import free_port
+from tests.support.settings_outcome import outcome
 
 from onionpost import onion, setting_values
 from onionpost.exits import EX_TEMPFAIL
 from onionpost.sender import config
 from onionpost.sender.config import SendSettings
-from onionpost.settings import ConfigError, Settings, load_settings
+from onionpost.settings import Settings, load_settings
 
 FIELDS = [field.name for field in dataclasses.fields(SendSettings)]
 HEAVY = ("pydantic", "pydantic_settings", "httpx", "rq", "redis", "stem", "asyncio",
@@ -54,21 +55,12 @@ def test_the_variable_names_are_those_of_settings() -> None:
         assert setting_values.variable(name) == (alias or f"ONIONPOST_{name.upper()}")
 
 
-def outcome(read: object) -> object:
-    try:
-        return read()  # type: ignore[operator]
-    except ConfigError as error:
-        return ("refused", str(error).split(":")[0])
-
-
 @pytest.mark.parametrize(("field", "text"),
                          [(field, text) for field, texts in SAMPLES.items() for text in texts])
-def test_both_readers_agree(field: str, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_both_readers_agree(field: str, text: str,
+                            clean_environment: pytest.MonkeyPatch) -> None:
     variable = setting_values.variable(field)
-    for name in list(os.environ):
-        if name.upper().startswith("ONIONPOST_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv(variable.lower() if field == "tor_socks" else variable, text)
+    clean_environment.setenv(variable.lower() if field == "tor_socks" else variable, text)
     full, light = outcome(load_settings), outcome(config.load)
     if isinstance(full, Settings):
         assert isinstance(light, SendSettings), (text, light)

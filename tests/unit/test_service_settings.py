@@ -3,21 +3,12 @@ field, the methods, the same refusal; and the service process never loads pydant
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from onionpost import service_settings
 from onionpost.settings import ConfigError, Settings, load_settings
-
-
-@pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.upper().startswith("ONIONPOST_"):
-            monkeypatch.delenv(name)
-    return monkeypatch
 
 
 @pytest.mark.parametrize("variables", [
