@@ -1,15 +1,20 @@
-"""Start-up steps run in a forked child process that then exits: what a step imports (pydantic
-for the settings, cryptography for ingest's certificate) stays out of a service at rest."""
+"""Child processes: start-up steps run in a forked child that then exits (what a step imports,
+pydantic for the settings, cryptography for ingest's certificate, stays out of a service at
+rest), and a child's tie to its parent's life."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
+import signal
+import sys
 import traceback
 from collections.abc import Callable
 from typing import TypeVar
 
 Result = TypeVar("Result")
+PR_SET_PDEATHSIG = 1
 
 
 class ChildError(RuntimeError):
@@ -44,3 +49,14 @@ def run_in_child(step: Callable[[], Result]) -> Result:
     if not ok:
         raise value
     return value  # type: ignore[no-any-return]  # pickle is untyped: step's own result
+
+
+def die_with_parent(signal_number: int = signal.SIGTERM, parent: int | None = None) -> None:
+    """Linux: get `signal_number` when the parent dies, even by SIGKILL (an orphan would keep
+    ports, queues, the Maildir or a message's tmp/ file busy). Exits at once when the
+    parent (`parent`: the pid it must be) is gone already."""
+    parent = os.getppid() if parent is None else parent
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal_number)
+    if os.getppid() != parent:
+        os._exit(0)

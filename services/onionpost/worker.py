@@ -5,13 +5,10 @@ address-free, and surviving Redis outages."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import logging
-import os
 import re
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -38,7 +35,6 @@ RQ_LOGGERS = ("rq.worker", "rq.job", "rq.scheduler", "rq.cron", "rq.queue", "htt
               "httpcore")
 _ADDRESS = re.compile(r"\b[\w.-]+:\d{2,5}\b")
 _UNSAFE = re.compile(r"[^\w.:-]")
-PR_SET_PDEATHSIG = 1
 HELPER_STOP_SECONDS = 10.0
 Helper = Callable[[threading.Event], None]  # a loop that returns once the event is set
 
@@ -243,16 +239,6 @@ def _rest() -> bool:
     except StopRequested:
         return True
     return False
-
-
-def die_with_parent() -> None:
-    """Linux: receive SIGTERM when the parent dies, even by SIGKILL (an orphan would keep
-    ports, queues or the Maildir busy for its successor)."""
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:
-        os._exit(0)
 
 
 class Installed(Generic[Service]):

@@ -23,7 +23,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from onionpost import maildir
-from onionpost.child import run_in_child
+from onionpost.child import die_with_parent, run_in_child
 from onionpost.events import PAUSED_KEY
 from onionpost.ingest import tls
 from onionpost.ingest.handler import IngestHandler
@@ -34,7 +34,6 @@ from onionpost.ingest.replies import SHUTTING_DOWN
 from onionpost.ingest.server import IngestSMTP
 from onionpost.quota import Quota
 from onionpost.setting_values import split_hostport
-from onionpost.worker import die_with_parent
 
 if TYPE_CHECKING:
     from onionpost.ingest.sealing import Sealer

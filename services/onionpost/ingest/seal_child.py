@@ -7,33 +7,20 @@ says how it went."""
 
 from __future__ import annotations
 
-import ctypes
-import os
 import signal
 import sys
 
-PR_SET_PDEATHSIG = 1
-# Exit statuses (sysexits): the parent also reads the stdout line, these are for a human.
-EX_DATAERR, EX_SOFTWARE, EX_IOERR = 65, 70, 74
-
-
-def die_with_ingest(ingest_pid: int) -> None:
-    """SIGKILL when ingest dies (worker.die_with_parent, without rq's imports); gone already
-    if it died since it started us."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != ingest_pid:
-        os._exit(EX_SOFTWARE)
-
+from onionpost.child import die_with_parent
+from onionpost.exits import EX_DATAERR, EX_IOERR, EX_SOFTWARE  # for a human: ingest reads stdout
 
 if __name__ == "__main__":  # before the imports below: ~50 ms in which ingest may die
-    die_with_ingest(int(sys.argv[3]))
+    die_with_parent(signal.SIGKILL, parent=int(sys.argv[3]))
 
-import pysequoia  # noqa: E402
-from cryptography.exceptions import InvalidTag  # noqa: E402
+import pysequoia
+from cryptography.exceptions import InvalidTag
 
-from onionpost.ingest.sealed_form import KEY_SIZE, SpillCipher, stored_form, write_new  # noqa: E402
-from onionpost.pgp_key import EncryptionError, OwnerKey  # noqa: E402
+from onionpost.ingest.sealed_form import KEY_SIZE, SpillCipher, stored_form, write_new
+from onionpost.pgp_key import EncryptionError, OwnerKey
 
 
 def request(data: bytes) -> tuple[SpillCipher, bool, OwnerKey]:
