@@ -206,16 +206,14 @@ def reload_and_publish(controller: Controller, address: str, change_again: Calla
     that is reloaded in the next second; and we return only once the second of our upload
     is over, so that the next change gets a higher counter."""
     online = bootstrap(controller).progress == 100
-    uploads = Uploads(service_id(address))
-    for attempt in range(PUBLISH_ATTEMPTS):
-        if attempt:
-            _sleep_into_next_second()
-            change_again()
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         uploads = Uploads(service_id(address))
         if not _reload_watching(controller, uploads, timeout if online else 0.0):
             return None
-        if not uploads.rejected:
+        if not uploads.rejected or attempt == PUBLISH_ATTEMPTS:
             break
+        _sleep_into_next_second()
+        change_again()
     _sleep_into_next_second()
     return Publication(online, uploads)
 
