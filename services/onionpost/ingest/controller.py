@@ -88,6 +88,7 @@ class Ingest:
         for task in tasks:
             task.cancel()
         self.publisher.stop()
+        _ignore_further_signals(loop)
         log.info("event=stopped pid=%d", os.getpid())
 
     async def _poll_pause(self) -> None:
@@ -201,6 +202,15 @@ def run(settings: Settings) -> int:
         work()
         return 0
     return _run_workers(work, settings.ingest_workers, usage.start)
+
+
+def _ignore_further_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """All is answered and written: a later SIGTERM or SIGINT changes nothing. Left to
+    asyncio, one arriving while asyncio.run closes the loop (its wakeup pipe closed before
+    its handlers are removed) wrote a traceback to the log."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _run_workers(work: Any, count: int, then: Any) -> int:
